@@ -1,0 +1,175 @@
+//! Carries out a plan. Each action re-checks what it is about to change, so a file that
+//! changed since it was observed is never clobbered, and an action whose premise failed (its
+//! drop-in was not written, the reload failed) is skipped rather than done half.
+
+use std::path::Path;
+
+use nix::mount::{MsFlags, mount};
+use serde::Serialize;
+
+use crate::atomicfile::{Dir, Entry};
+use crate::config::Config;
+use crate::dropin;
+use crate::plan::Action;
+use crate::systemd::Systemd;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
+pub enum ActionResult {
+    Done,
+    /// Nothing needed doing after all (e.g. the file already had this content).
+    Unchanged,
+    Skipped(String),
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub action: Action,
+    pub description: String,
+    #[serde(flatten)]
+    pub result: ActionResult,
+}
+
+impl Outcome {
+    pub fn failed(&self) -> bool {
+        matches!(self.result, ActionResult::Failed(_))
+    }
+}
+
+/// Where actions take effect: a live host through systemd.
+pub struct Host<'a> {
+    pub systemd: &'a Systemd,
+    pub config: &'a Config,
+}
+
+pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
+    let mut out: Vec<Outcome> = Vec::with_capacity(actions.len());
+    // Units whose drop-in could not be written: nothing downstream may pretend it was.
+    let mut failed_units: Vec<&str> = Vec::new();
+    let mut reload_failed = false;
+    for action in actions {
+        let result = match action {
+            Action::MakeShared { mount_point, for_paths } => make_shared(mount_point, for_paths),
+            Action::WriteDropIn { unit, path, content } => {
+                let r = write_dropin(path, content);
+                match &r {
+                    ActionResult::Failed(_) | ActionResult::Skipped(_) => failed_units.push(unit),
+                    ActionResult::Done | ActionResult::Unchanged => {}
+                }
+                r
+            }
+            Action::Reload { units } => {
+                if !units.is_empty() && units.iter().all(|u| failed_units.contains(&u.as_str())) {
+                    ActionResult::Skipped("no drop-in was written".into())
+                } else {
+                    match host.systemd.reload() {
+                        Ok(()) => {
+                            tracing::info!(ACTION = "reload", "reloaded systemd");
+                            ActionResult::Done
+                        }
+                        Err(e) => {
+                            reload_failed = true;
+                            tracing::error!(ACTION = "reload", "{e}");
+                            ActionResult::Failed(e.to_string())
+                        }
+                    }
+                }
+            }
+            Action::Restart { unit } => {
+                if failed_units.contains(&unit.as_str()) || reload_failed {
+                    ActionResult::Skipped("its drop-in is not in effect".into())
+                } else {
+                    match host.systemd.restart(unit, host.config.restart_timeout) {
+                        Ok(()) => {
+                            tracing::info!(UNIT = %unit, ACTION = "restart", "restarted {unit}");
+                            ActionResult::Done
+                        }
+                        Err(e) => {
+                            tracing::error!(UNIT = %unit, ACTION = "restart", "{e}");
+                            ActionResult::Failed(e.to_string())
+                        }
+                    }
+                }
+            }
+            Action::MarkNeedsRestart { unit } => {
+                if failed_units.contains(&unit.as_str()) || reload_failed {
+                    ActionResult::Skipped("its drop-in is not in effect".into())
+                } else {
+                    match host.systemd.mark_needs_restart(unit) {
+                        Ok(()) => {
+                            tracing::info!(UNIT = %unit, ACTION = "mark", "marked {unit} needs-restart");
+                            ActionResult::Done
+                        }
+                        Err(e) => {
+                            tracing::warn!(UNIT = %unit, ACTION = "mark", "{e}");
+                            ActionResult::Failed(e.to_string())
+                        }
+                    }
+                }
+            }
+        };
+        out.push(Outcome {
+            description: action.to_string(),
+            action: action.clone(),
+            result,
+        });
+    }
+    out
+}
+
+fn make_shared(mount_point: &Path, for_paths: &[std::path::PathBuf]) -> ActionResult {
+    match mount(
+        None::<&str>,
+        mount_point,
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SHARED,
+        None::<&str>,
+    ) {
+        Ok(()) => {
+            tracing::info!(PATH = %mount_point.display(), ACTION = "make-rshared", "made {} rshared (for {:?})", mount_point.display(), for_paths);
+            ActionResult::Done
+        }
+        Err(e) => {
+            let msg = format!("mount --make-rshared {}: {e}", mount_point.display());
+            tracing::error!(PATH = %mount_point.display(), ACTION = "make-rshared", "{msg}");
+            ActionResult::Failed(msg)
+        }
+    }
+}
+
+fn write_dropin(path: &Path, content: &str) -> ActionResult {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return ActionResult::Failed(format!("{}: not a drop-in path", path.display()));
+    };
+    let fail = |msg: String| {
+        tracing::error!(PATH = %path.display(), ACTION = "write-dropin", "{msg}");
+        ActionResult::Failed(msg)
+    };
+    let d = match Dir::open(dir, Some(0o755)) {
+        Ok(d) => d,
+        Err(e) => return fail(e.to_string()),
+    };
+    // Look again right before writing: the file may have changed since it was observed.
+    let must_not_exist = match d.read(name) {
+        Ok(Entry::Missing) => true,
+        Ok(Entry::File(bytes)) if bytes == content.as_bytes() => return ActionResult::Unchanged,
+        Ok(Entry::File(bytes)) if dropin::is_ours(&bytes) => false,
+        Ok(Entry::File(_)) => return fail(format!("{} was not written by mountprop; left alone", path.display())),
+        Ok(Entry::Symlink) => return fail(format!("{} is a symlink; refusing to follow it", path.display())),
+        Ok(Entry::Other) => return fail(format!("{} is not a regular file; left alone", path.display())),
+        Err(e) => return fail(e.to_string()),
+    };
+    match d.write_atomic(name, content.as_bytes(), must_not_exist) {
+        Ok(()) => {
+            let value = content.lines().rfind(|l| l.starts_with("MountFlags=")).unwrap_or("");
+            tracing::info!(PATH = %path.display(), ACTION = "write-dropin", MOUNT_FLAGS = value, "wrote {}", path.display());
+            ActionResult::Done
+        }
+        Err(e) => {
+            d.remove_if_created_empty();
+            fail(e.to_string())
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! `/etc/mountprop/config.toml`: every key optional, defaults that work with no file at all.
+//! Anything wrong is reported as `file:line:col: what`, and nothing else happens.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+pub const DEFAULT_PATH: &str = "/etc/mountprop/config.toml";
+pub const DEFAULT_DROPIN_NAME: &str = "90-mountprop.conf";
+pub const DEFAULT_UNITS: &[&str] = &["docker.service", "containerd.service", "crio.service"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{col}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+}
+
+/// What mountprop writes as `MountFlags=` in its drop-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MountFlagsMode {
+    /// `shared`, except the empty reset on systemd 239-241, where `shared` makes the
+    /// unit's namespace a one-way slave.
+    #[default]
+    Auto,
+    Shared,
+    /// The empty `MountFlags=`.
+    Reset,
+    /// For nodes that only need HostToContainer.
+    Slave,
+}
+
+/// Whether mountprop may restart a running runtime so the drop-in takes effect now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartPolicy {
+    /// A restart can kill running containers: report "restart pending" instead.
+    #[default]
+    Never,
+    Always,
+}
+
+/// The propagation a path needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Needed {
+    /// A member of a peer group: Bidirectional mounts work.
+    #[default]
+    Shared,
+    /// Receives host mounts (shared, or slave of a group): HostToContainer works.
+    Slave,
+}
+
+impl fmt::Display for Needed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Shared => "shared",
+            Self::Slave => "shared or slave",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathRule {
+    pub path: PathBuf,
+    pub propagation: Needed,
+    /// Whether mountprop may fix this path with mount(2).
+    pub remediate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// The file this came from; `None` for built-in defaults.
+    pub source: Option<PathBuf>,
+    pub units: Vec<String>,
+    pub mount_flags: MountFlagsMode,
+    pub dropin_name: String,
+    pub restart: RestartPolicy,
+    pub restart_timeout: Duration,
+    pub remediate_paths: bool,
+    pub paths: Vec<PathRule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            source: None,
+            units: DEFAULT_UNITS.iter().map(|s| s.to_string()).collect(),
+            mount_flags: MountFlagsMode::Auto,
+            dropin_name: DEFAULT_DROPIN_NAME.to_string(),
+            restart: RestartPolicy::Never,
+            restart_timeout: Duration::from_secs(90),
+            remediate_paths: true,
+            paths: vec![PathRule {
+                path: PathBuf::from("/"),
+                propagation: Needed::Shared,
+                remediate: true,
+            }],
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    units: Option<Spanned<Vec<Spanned<String>>>>,
+    mount_flags: Option<MountFlagsMode>,
+    dropin_name: Option<Spanned<String>>,
+    restart: Option<RestartPolicy>,
+    restart_timeout_secs: Option<Spanned<u64>>,
+    remediate_paths: Option<bool>,
+    paths: Option<Vec<RawPath>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPath {
+    path: Spanned<String>,
+    propagation: Option<Needed>,
+    remediate: Option<bool>,
+}
+
+impl Config {
+    /// Loads `path`; a missing file at the default location means defaults, a missing file
+    /// that was asked for by name is an error.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (path, explicit) = match path {
+            Some(p) => (p, true),
+            None => (Path::new(DEFAULT_PATH), false),
+        };
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|e| {
+                    let (line, col) = line_col_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
+                    ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        line,
+                        col,
+                        message: "not valid UTF-8".into(),
+                    }
+                })?;
+                Self::parse(&text, path)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses and validates TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let err = |span: Option<Range<usize>>, message: String| {
+            let (line, col) = span.map_or((1, 1), |s| line_col(text, s.start));
+            ConfigError::Invalid {
+                path: origin.to_path_buf(),
+                line,
+                col,
+                message,
+            }
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_string()))?;
+        let mut cfg = Config {
+            source: Some(origin.to_path_buf()),
+            ..Config::default()
+        };
+        if let Some(units) = raw.units {
+            let span = units.span();
+            let units = units.into_inner();
+            if units.is_empty() {
+                return Err(err(Some(span), "units: list is empty; name at least one unit".into()));
+            }
+            let mut seen = Vec::new();
+            for u in units {
+                let span = u.span();
+                let name = u.into_inner();
+                if let Err(why) = check_unit_name(&name) {
+                    return Err(err(Some(span), format!("units: {name:?} {why}")));
+                }
+                if seen.contains(&name) {
+                    return Err(err(Some(span), format!("units: {name:?} is listed twice")));
+                }
+                seen.push(name);
+            }
+            cfg.units = seen;
+        }
+        if let Some(m) = raw.mount_flags {
+            cfg.mount_flags = m;
+        }
+        if let Some(name) = raw.dropin_name {
+            let span = name.span();
+            let name = name.into_inner();
+            if let Err(why) = check_dropin_name(&name) {
+                return Err(err(Some(span), format!("dropin_name: {name:?} {why}")));
+            }
+            cfg.dropin_name = name;
+        }
+        if let Some(r) = raw.restart {
+            cfg.restart = r;
+        }
+        if let Some(t) = raw.restart_timeout_secs {
+            let span = t.span();
+            let secs = t.into_inner();
+            if !(1..=3600).contains(&secs) {
+                return Err(err(
+                    Some(span),
+                    format!("restart_timeout_secs: {secs} is outside 1..=3600"),
+                ));
+            }
+            cfg.restart_timeout = Duration::from_secs(secs);
+        }
+        if let Some(r) = raw.remediate_paths {
+            cfg.remediate_paths = r;
+        }
+        let default_remediate = cfg.remediate_paths;
+        match raw.paths {
+            Some(paths) => {
+                let mut out: Vec<PathRule> = Vec::new();
+                for p in paths {
+                    let span = p.path.span();
+                    let s = p.path.into_inner();
+                    if let Err(why) = check_path(&s) {
+                        return Err(err(Some(span), format!("paths: {s:?} {why}")));
+                    }
+                    if out.iter().any(|o| o.path == Path::new(&s)) {
+                        return Err(err(Some(span), format!("paths: {s:?} is listed twice")));
+                    }
+                    out.push(PathRule {
+                        path: PathBuf::from(s),
+                        propagation: p.propagation.unwrap_or_default(),
+                        remediate: p.remediate.unwrap_or(default_remediate),
+                    });
+                }
+                cfg.paths = out;
+            }
+            None => {
+                for p in &mut cfg.paths {
+                    p.remediate = default_remediate;
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Where this config came from, for messages.
+    pub fn origin(&self) -> String {
+        match &self.source {
+            Some(p) => p.display().to_string(),
+            None => format!("built-in defaults ({DEFAULT_PATH} absent)"),
+        }
+    }
+}
+
+fn check_unit_name(name: &str) -> Result<(), &'static str> {
+    let Some(stem) = name.strip_suffix(".service") else {
+        return Err("is not a .service unit");
+    };
+    if stem.is_empty() || name.len() > 255 {
+        return Err("is not a valid unit name");
+    }
+    if stem.ends_with('@') {
+        return Err("is a template; name an instance such as foo@bar.service");
+    }
+    let ok = stem
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'\\' | b'@'));
+    if !ok || stem.matches('@').count() > 1 {
+        return Err("has characters systemd does not allow in unit names");
+    }
+    Ok(())
+}
+
+fn check_dropin_name(name: &str) -> Result<(), &'static str> {
+    if !name.ends_with(".conf") || name.len() <= ".conf".len() {
+        return Err("must end in .conf, or systemd ignores it");
+    }
+    if name.starts_with('.') {
+        return Err("must not start with a dot");
+    }
+    if name.len() > 255
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("may only hold letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+fn check_path(s: &str) -> Result<(), &'static str> {
+    let p = Path::new(s);
+    if !p.is_absolute() {
+        return Err("is not absolute");
+    }
+    if s.contains('\0') {
+        return Err("contains a NUL byte");
+    }
+    let normal = p
+        .components()
+        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    let rebuilt: PathBuf = p.components().collect();
+    if !normal || rebuilt.as_os_str() != p.as_os_str() {
+        return Err("is not normalized (no '.', '..', '//' or trailing '/')");
+    }
+    Ok(())
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    line_col_bytes(text.as_bytes(), offset)
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col_bytes(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let offset = offset.min(bytes.len());
+    let before = &bytes[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+    (line, col)
+}
+
+/// What `mountprop config default` prints: every key, commented out, at its default.
+pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/config.toml).
+# Every key is optional; the commented values below are the defaults.
+# Check a change with: mountprop config check /etc/mountprop/config.toml
+
+# Container-runtime units to keep in the host's mount propagation. Units that are not
+# installed are skipped and reported as such.
+#units = ["docker.service", "containerd.service", "crio.service"]
+
+# What mountprop's drop-in sets: "auto" writes MountFlags=shared, except on systemd 239-241
+# where it writes the empty reset "MountFlags=" (there, shared makes a one-way slave
+# namespace). "shared", "reset" and "slave" force a value; "slave" is for nodes that only
+# need HostToContainer.
+#mount_flags = "auto"
+
+# File name of mountprop's drop-in in /etc/systemd/system/<unit>.d/. It should sort late.
+#dropin_name = "90-mountprop.conf"
+
+# "never": a running runtime keeps running and is reported as "restart pending" (on
+# systemd >= 248 it is also marked, so `systemctl reload-or-restart --marked` applies it).
+# "always": restart running runtimes so the fix takes effect now. A restart can stop
+# running containers; use it where that is safe (e.g. Docker with live-restore).
+#restart = "never"
+
+# How long to wait for a runtime's restart job to finish.
+#restart_timeout_secs = 90
+
+# Whether mountprop may fix a path that lacks the propagation it needs, with
+# mount --make-rshared on the mount that holds it. Each [[paths]] entry can override this.
+#remediate_paths = true
+
+# Paths to verify, with the propagation each needs: "shared" (Bidirectional works) or
+# "slave" (HostToContainer works). Listing any [[paths]] replaces the default list.
+#[[paths]]
+#path = "/"
+#propagation = "shared"
+#remediate = true
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/mountprop/config.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(Config { source: None, ..c }, Config::default());
+    }
+
+    #[test]
+    fn the_printed_default_config_means_the_defaults() {
+        let c = parse(DEFAULT_TOML).unwrap();
+        assert_eq!(Config { source: None, ..c }, Config::default());
+        // Uncommenting every key must give the same thing, so the comments tell the truth.
+        let uncommented: String = DEFAULT_TOML
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase() || c == '[') => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(uncommented.contains("\nunits = ["), "{uncommented}");
+        let c = parse(&uncommented).unwrap();
+        assert_eq!(Config { source: None, ..c }, Config::default());
+    }
+
+    #[test]
+    fn all_keys() {
+        let c = parse(
+            r#"
+units = ["docker.service", "kubelet.service"]
+mount_flags = "reset"
+dropin_name = "99-zz.conf"
+restart = "always"
+restart_timeout_secs = 30
+remediate_paths = false
+[[paths]]
+path = "/"
+[[paths]]
+path = "/var/lib/kubelet"
+propagation = "slave"
+remediate = true
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.units, ["docker.service", "kubelet.service"]);
+        assert_eq!(c.mount_flags, MountFlagsMode::Reset);
+        assert_eq!(c.dropin_name, "99-zz.conf");
+        assert_eq!(c.restart, RestartPolicy::Always);
+        assert_eq!(c.restart_timeout, Duration::from_secs(30));
+        assert_eq!(c.paths.len(), 2);
+        assert_eq!((c.paths[0].propagation, c.paths[0].remediate), (Needed::Shared, false));
+        assert_eq!((c.paths[1].propagation, c.paths[1].remediate), (Needed::Slave, true));
+    }
+
+    #[test]
+    fn remediate_paths_false_applies_to_the_default_path_too() {
+        let c = parse("remediate_paths = false\n").unwrap();
+        assert!(!c.paths[0].remediate);
+    }
+
+    #[test]
+    fn errors_carry_file_line_and_column() {
+        let e = err("units = [\"docker.service\"]\nbogus = 1\n");
+        assert!(e.starts_with("/etc/mountprop/config.toml:2:1: "), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+
+        let e = err("restart = \"sometimes\"\n");
+        assert!(e.starts_with("/etc/mountprop/config.toml:1:11: "), "{e}");
+        assert!(e.contains("sometimes"), "{e}");
+
+        let e = err("remediate_paths = \"yes\"\n");
+        assert!(e.starts_with("/etc/mountprop/config.toml:1:19: "), "{e}");
+
+        let e = err("units = [\"docker.service\",\n  \"docker.socket\"]\n");
+        assert!(
+            e.starts_with("/etc/mountprop/config.toml:2:3: units: \"docker.socket\" is not a .service unit"),
+            "{e}"
+        );
+
+        let e = err("[[paths]]\npath = \"var/lib\"\n");
+        assert!(
+            e.starts_with("/etc/mountprop/config.toml:2:8: paths: \"var/lib\" is not absolute"),
+            "{e}"
+        );
+
+        let e = err("units = [\n");
+        assert!(e.starts_with("/etc/mountprop/config.toml:"), "{e}");
+    }
+
+    #[test]
+    fn validation_rejects_what_would_misbehave() {
+        for (text, want) in [
+            ("units = []", "list is empty"),
+            ("units = [\"a.service\", \"a.service\"]", "listed twice"),
+            ("units = [\"foo@.service\"]", "template"),
+            ("units = [\"a/b.service\"]", "characters"),
+            ("units = [\".service\"]", "not a valid unit name"),
+            ("dropin_name = \"x.txt\"", "must end in .conf"),
+            ("dropin_name = \".hidden.conf\"", "dot"),
+            ("dropin_name = \"../x.conf\"", "dot"),
+            ("dropin_name = \"a/b.conf\"", "may only hold"),
+            ("restart_timeout_secs = 0", "outside"),
+            ("mount_flags = \"rshared\"", "rshared"),
+            ("[[paths]]\npath = \"/var/lib/\"", "not normalized"),
+            ("[[paths]]\npath = \"/var/../etc\"", "not normalized"),
+            ("[[paths]]\npath = \"/var//lib\"", "not normalized"),
+            ("[[paths]]\npath = \"/x\"\n[[paths]]\npath = \"/x\"", "listed twice"),
+            ("[[paths]]\npropagation = \"shared\"", "path"),
+            ("[[paths]]\npath = \"/\"\nextra = 1", "extra"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_default_file_means_defaults_but_missing_named_file_is_an_error() {
+        let missing = Path::new("/nonexistent/mountprop.toml");
+        assert!(matches!(Config::load(Some(missing)), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn non_utf8_file_is_reported_with_position() {
+        let dir = std::env::temp_dir().join(format!("mountprop-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, b"units = [\"a\xff.service\"]\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(e.ends_with(":1:12: not valid UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncdé f", 9), (2, 6));
+        assert_eq!(line_col("x", 0), (1, 1));
+    }
+}

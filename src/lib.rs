@@ -1,0 +1,18 @@
+//! mountprop: keeps a node's mount propagation the way Kubernetes `mountPropagation` needs it.
+//!
+//! The engine is observe → plan → act → verify ([`engine`]): [`observe`] reads systemd, `/proc`
+//! and unit files into plain data, [`plan`] judges it (pure), [`act`] carries the plan out, and
+//! a second observation verifies what really happened.
+
+pub mod act;
+pub mod atomicfile;
+pub mod config;
+pub mod dropin;
+pub mod engine;
+pub mod logging;
+pub mod mountinfo;
+pub mod observe;
+pub mod plan;
+pub mod report;
+pub mod systemd;
+pub mod unitfile;

@@ -1,0 +1,359 @@
+//! Gathers what is true now, from systemd, `/proc` and the unit files on disk, into plain data
+//! that [`crate::plan`] can judge without touching anything.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::atomicfile::{Dir, Entry, FileError};
+use crate::config::{Config, PathRule};
+use crate::dropin;
+use crate::mountinfo::{MountInfo, MountInfoError, MountSummary};
+use crate::systemd::{Systemd, SystemdError, UnitProps, parse_version};
+use crate::unitfile::{self, MountFlagsSetting};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    #[error(transparent)]
+    MountInfo(#[from] MountInfoError),
+    #[error("{path}: no mount holds this path in {table}")]
+    NoMount { path: PathBuf, table: PathBuf },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    pub systemd: SystemdInfo,
+    pub host: HostFacts,
+    pub units: Vec<UnitFacts>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemdInfo {
+    pub version_string: String,
+    pub version: Option<u32>,
+    /// systemd's `Virtualization`: empty on bare metal or a VM's own kernel.
+    pub virtualization: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostFacts {
+    /// Mount namespace (nsfs inode) mountprop runs in.
+    pub self_ns: Option<u64>,
+    /// Mount namespace of PID 1: "the host".
+    pub init_ns: Option<u64>,
+    /// Set when this host is itself a container (systemd leaves `/` private there).
+    pub container: Option<String>,
+    pub paths: Vec<PathFacts>,
+}
+
+impl HostFacts {
+    /// Whether a mount(2) by mountprop changes the host's mounts.
+    pub fn can_remount(&self) -> bool {
+        match (self.self_ns, self.init_ns) {
+            (Some(a), Some(b)) => a == b,
+            // Unknown (no permission to look): mount(2) will tell.
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathFacts {
+    pub rule: PathRule,
+    /// The mount that governs the path in the host's table.
+    pub mount: MountSummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitFacts {
+    pub name: String,
+    #[serde(skip)]
+    pub props: UnitProps,
+    pub own: OwnDropIn,
+    /// Every file that sets the unit's options once systemd reloads, in the order systemd
+    /// applies them: the fragment, then the drop-ins (mountprop's own included, where it is or
+    /// would be).
+    pub files: Vec<UnitFile>,
+    pub runtime: Option<RuntimeView>,
+}
+
+impl UnitFacts {
+    pub fn is_running(&self) -> bool {
+        self.props.main_pid != 0
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnDropIn {
+    pub path: PathBuf,
+    pub state: OwnState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "detail")]
+pub enum OwnState {
+    Missing,
+    /// A file with mountprop's header, and its content.
+    Ours(String),
+    /// A file by that name that mountprop did not write.
+    Foreign,
+    /// The `.d` directory or the file is a symlink, or not what it should be.
+    Refused(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitFile {
+    pub path: PathBuf,
+    /// systemd has it loaded now (fragment or in `DropInPaths`).
+    pub loaded: bool,
+    pub own: bool,
+    pub settings: Vec<MountFlagsSetting>,
+    pub error: Option<String>,
+}
+
+/// What the runtime's main process really lives in.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeView {
+    pub pid: u32,
+    pub mount_ns: Option<u64>,
+    pub same_ns_as_host: bool,
+    /// Per configured path: the mount that governs it in the runtime's own table.
+    pub paths: Vec<Option<MountSummary>>,
+    pub error: Option<String>,
+}
+
+pub fn ns_inode(pid: &str) -> Option<u64> {
+    std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok().map(|m| m.ino())
+}
+
+/// Reads everything the planner needs. Fails only when the node cannot be checked at all.
+pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
+    let version_string = sys.version()?;
+    let virtualization = sys.virtualization()?;
+    let systemd = SystemdInfo {
+        version: parse_version(&version_string),
+        version_string,
+        virtualization,
+    };
+    let (host, mut buf) = observe_host(cfg, &systemd.virtualization, Vec::new())?;
+    let mut units = Vec::with_capacity(cfg.units.len());
+    for name in &cfg.units {
+        let props = sys.unit(name)?;
+        let (u, b) = observe_unit(cfg, Path::new("/"), name, props, &host, buf);
+        buf = b;
+        units.push(u);
+    }
+    Ok(Facts { systemd, host, units })
+}
+
+fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(HostFacts, Vec<u8>), ObserveError> {
+    let self_ns = ns_inode("self");
+    let init_ns = ns_inode("1");
+    // If mountprop was started in a namespace of its own, judge the host by PID 1's table.
+    let table = match (self_ns, init_ns) {
+        (Some(a), Some(b)) if a != b => Path::new("/proc/1/mountinfo"),
+        _ => Path::new("/proc/self/mountinfo"),
+    };
+    let info = MountInfo::read_path(table, buf)?;
+    let paths: Vec<&Path> = cfg.paths.iter().map(|r| r.path.as_path()).collect();
+    let found = info.governing_many(&paths)?;
+    let mut out = Vec::with_capacity(found.len());
+    for (rule, m) in cfg.paths.iter().zip(found) {
+        let Some(m) = m else {
+            return Err(ObserveError::NoMount {
+                path: rule.path.clone(),
+                table: table.to_path_buf(),
+            });
+        };
+        out.push(PathFacts {
+            rule: rule.clone(),
+            mount: MountSummary::from(&m),
+        });
+    }
+    let container = container_kind(virtualization);
+    let host = HostFacts {
+        self_ns,
+        init_ns,
+        container,
+        paths: out,
+    };
+    Ok((host, info.into_buffer()))
+}
+
+/// systemd's `Virtualization` names VMs and containers alike; only containers matter here.
+fn container_kind(virtualization: &str) -> Option<String> {
+    const CONTAINERS: &[&str] = &[
+        "openvz",
+        "lxc",
+        "lxc-libvirt",
+        "systemd-nspawn",
+        "docker",
+        "podman",
+        "rkt",
+        "wsl",
+        "proot",
+        "pouch",
+        "container-other",
+    ];
+    if CONTAINERS.contains(&virtualization) {
+        return Some(virtualization.to_string());
+    }
+    if virtualization.is_empty() {
+        // Older systemd may not say; its own marker file does.
+        let marker = std::fs::read_to_string("/run/systemd/container").ok()?;
+        let m = marker.trim();
+        return (!m.is_empty()).then(|| m.to_string());
+    }
+    None
+}
+
+fn observe_unit(
+    cfg: &Config,
+    root: &Path,
+    name: &str,
+    props: UnitProps,
+    host: &HostFacts,
+    buf: Vec<u8>,
+) -> (UnitFacts, Vec<u8>) {
+    let dir = dropin::dir_for(root, name);
+    let own_path = dir.join(&cfg.dropin_name);
+    let own = OwnDropIn {
+        state: read_own(&dir, &cfg.dropin_name),
+        path: own_path.clone(),
+    };
+    let files = if props.load_state == "loaded" {
+        unit_files(root, name, &props, &own)
+    } else {
+        Vec::new()
+    };
+    let (runtime, buf) = if props.main_pid != 0 {
+        let (v, b) = runtime_view(props.main_pid, host, buf);
+        (Some(v), b)
+    } else {
+        (None, buf)
+    };
+    (
+        UnitFacts {
+            name: name.to_string(),
+            props,
+            own,
+            files,
+            runtime,
+        },
+        buf,
+    )
+}
+
+fn read_own(dir: &Path, name: &str) -> OwnState {
+    let d = match Dir::open(dir, None) {
+        Ok(d) => d,
+        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return OwnState::Missing,
+        Err(e) => return OwnState::Refused(e.to_string()),
+    };
+    match d.read(name) {
+        Ok(Entry::Missing) => OwnState::Missing,
+        Ok(Entry::File(bytes)) if dropin::is_ours(&bytes) => {
+            OwnState::Ours(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        Ok(Entry::File(_)) => OwnState::Foreign,
+        Ok(Entry::Symlink) => OwnState::Refused(format!(
+            "{} is a symlink; refusing to follow it",
+            dir.join(name).display()
+        )),
+        Ok(Entry::Other) => OwnState::Refused(format!("{} is not a regular file", dir.join(name).display())),
+        Err(e) => OwnState::Refused(e.to_string()),
+    }
+}
+
+/// The fragment and every drop-in systemd will apply after a reload, in its order: what it has
+/// loaded now, what sits on disk in the unit's drop-in directories, and mountprop's own file.
+fn unit_files(root: &Path, name: &str, props: &UnitProps, own: &OwnDropIn) -> Vec<UnitFile> {
+    let mut dropins: Vec<PathBuf> = props.dropin_paths.clone();
+    dropins.push(own.path.clone());
+    for dir in unitfile::dropin_dirs(root, name) {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "conf") {
+                dropins.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(f) = &props.fragment_path {
+        out.push(read_unit_file(f, true, false));
+    }
+    for p in unitfile::order_dropins(dropins) {
+        let is_own = p == own.path;
+        let loaded = props.dropin_paths.contains(&p);
+        if is_own && own.state == OwnState::Missing {
+            out.push(UnitFile {
+                path: p,
+                loaded,
+                own: true,
+                settings: Vec::new(),
+                error: None,
+            });
+            continue;
+        }
+        out.push(read_unit_file(&p, loaded, is_own));
+    }
+    out
+}
+
+fn read_unit_file(path: &Path, loaded: bool, own: bool) -> UnitFile {
+    match std::fs::read(path) {
+        Ok(bytes) => UnitFile {
+            settings: unitfile::mount_flags_settings(path, &String::from_utf8_lossy(&bytes)),
+            path: path.to_path_buf(),
+            loaded,
+            own,
+            error: None,
+        },
+        Err(e) => UnitFile {
+            path: path.to_path_buf(),
+            loaded,
+            own,
+            settings: Vec::new(),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u8>) {
+    let mount_ns = ns_inode(&pid.to_string());
+    let same = mount_ns.is_some() && mount_ns == host.init_ns;
+    let mut view = RuntimeView {
+        pid,
+        mount_ns,
+        same_ns_as_host: same,
+        paths: Vec::new(),
+        error: None,
+    };
+    if same {
+        view.paths = host.paths.iter().map(|p| Some(p.mount.clone())).collect();
+        return (view, buf);
+    }
+    let table = PathBuf::from(format!("/proc/{pid}/mountinfo"));
+    let info = match MountInfo::read_path(&table, buf) {
+        Ok(i) => i,
+        Err(e) => {
+            view.error = Some(e.to_string());
+            return (view, Vec::new());
+        }
+    };
+    if mount_ns.is_none() {
+        view.error = Some(format!(
+            "cannot read /proc/{pid}/ns/mnt (mountprop needs root to inspect the runtime)"
+        ));
+    }
+    let paths: Vec<&Path> = host.paths.iter().map(|p| p.rule.path.as_path()).collect();
+    match info.governing_many(&paths) {
+        Ok(found) => view.paths = found.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(),
+        Err(e) => view.error = Some(e.to_string()),
+    }
+    (view, info.into_buffer())
+}

@@ -1,0 +1,541 @@
+//! Judges observed facts against the config: a verdict per unit and per path, and the actions
+//! that would fix what can be fixed. A pure function: no I/O, so every branch has a unit test.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::{Config, MountFlagsMode, Needed, RestartPolicy};
+use crate::dropin::{self, Choice};
+use crate::mountinfo::MountSummary;
+use crate::observe::{Facts, HostFacts, OwnState, PathFacts, RuntimeView, UnitFacts};
+use crate::unitfile::{MountFlags, MountFlagsSetting};
+
+/// systemd gained unit markers (`systemctl reload-or-restart --marked`) in 248.
+const MARKERS_SINCE: u32 = 248;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum Action {
+    /// `mount --make-rshared` on the mount point that holds the listed paths.
+    MakeShared {
+        mount_point: PathBuf,
+        for_paths: Vec<PathBuf>,
+    },
+    WriteDropIn {
+        unit: String,
+        path: PathBuf,
+        content: String,
+    },
+    /// One daemon-reload, for the listed units' drop-ins.
+    Reload {
+        units: Vec<String>,
+    },
+    Restart {
+        unit: String,
+    },
+    MarkNeedsRestart {
+        unit: String,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::MakeShared { mount_point, .. } => {
+                write!(f, "make {} rshared (mount --make-rshared)", mount_point.display())
+            }
+            Action::WriteDropIn { path, content, .. } => {
+                let value = content.lines().rfind(|l| l.starts_with("MountFlags=")).unwrap_or("");
+                write!(f, "write {} ({value})", path.display())
+            }
+            Action::Reload { .. } => f.write_str("reload systemd (daemon-reload)"),
+            Action::Restart { unit } => write!(f, "restart {unit}"),
+            Action::MarkNeedsRestart { unit } => write!(
+                f,
+                "mark {unit} needs-restart (for systemctl reload-or-restart --marked)"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Ok,
+    NotInstalled,
+    /// Fixed in the configuration; the running runtime still has the old namespace.
+    RestartPending,
+    Drift,
+    /// Could not be judged.
+    Unknown,
+}
+
+impl Status {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok | Status::NotInstalled => 0,
+            Status::Drift | Status::RestartPending => 1,
+            Status::Unknown => 2,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::NotInstalled => "absent",
+            Status::RestartPending => "PENDING",
+            Status::Drift => "DRIFT",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// The file, line and setting to blame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blame {
+    pub file: PathBuf,
+    pub line: usize,
+    pub setting: String,
+}
+
+impl From<&MountFlagsSetting> for Blame {
+    fn from(s: &MountFlagsSetting) -> Self {
+        Self {
+            file: s.path.clone(),
+            line: s.line,
+            setting: format!("MountFlags={}", s.value.as_value()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// A unit name or a path.
+    pub subject: String,
+    pub status: Status,
+    /// One line a person can act on.
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blame: Option<Blame>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub verdicts: Vec<Verdict>,
+    pub actions: Vec<Action>,
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// The node's overall status: the worst verdict (a unit that is not installed counts as ok).
+    pub fn status(&self) -> Status {
+        self.verdicts
+            .iter()
+            .map(|v| {
+                if v.status == Status::NotInstalled {
+                    Status::Ok
+                } else {
+                    v.status
+                }
+            })
+            .max()
+            .unwrap_or(Status::Ok)
+    }
+}
+
+pub fn plan(facts: &Facts, cfg: &Config) -> Plan {
+    let mut p = Plan {
+        verdicts: Vec::new(),
+        actions: Vec::new(),
+        notes: Vec::new(),
+    };
+    let version = facts.systemd.version;
+    if version.is_none() {
+        p.notes.push(format!(
+            "could not tell the systemd version from {:?}; assuming MountFlags=shared is right",
+            facts.systemd.version_string
+        ));
+    }
+    plan_paths(&facts.host, &mut p);
+    let choice = dropin::choose(cfg.mount_flags, version);
+    let mut reload_for = Vec::new();
+    let mut after_reload = Vec::new();
+    for u in &facts.units {
+        let up = plan_unit(u, &facts.host, cfg, &choice, version);
+        if up.reload {
+            reload_for.push(u.name.clone());
+        }
+        if let Some(a) = up.write {
+            p.actions.push(a);
+        }
+        after_reload.extend(up.then);
+        p.notes.extend(up.notes);
+        p.verdicts.push(up.verdict);
+    }
+    if !reload_for.is_empty() {
+        p.actions.push(Action::Reload { units: reload_for });
+    }
+    p.actions.extend(after_reload);
+    p
+}
+
+fn plan_paths(host: &HostFacts, p: &mut Plan) {
+    let mut fixes: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+    for pf in &host.paths {
+        let m = &pf.mount;
+        if satisfied(pf) {
+            p.verdicts.push(Verdict {
+                subject: pf.rule.path.display().to_string(),
+                status: Status::Ok,
+                detail: format!("{} ({})", m.propagation, mount_label(m)),
+                blame: None,
+            });
+            continue;
+        }
+        let mut detail = format!("{} ({}); needs {}", m.propagation, mount_label(m), pf.rule.propagation);
+        if let Some(c) = &host.container {
+            detail.push_str(&format!(
+                "; this host is a container ({c}), where systemd leaves / private on purpose"
+            ));
+        }
+        if !pf.rule.remediate {
+            detail.push_str("; fixing it is off (remediate_paths = false)");
+        } else if !host.can_remount() {
+            detail.push_str("; mountprop runs in its own mount namespace and cannot change the host's (run it without ProtectSystem=/PrivateMounts=)");
+        } else {
+            match fixes.iter_mut().find(|(mp, _)| *mp == m.mount_point) {
+                Some((_, paths)) => paths.push(pf.rule.path.clone()),
+                None => fixes.push((m.mount_point.clone(), vec![pf.rule.path.clone()])),
+            }
+        }
+        p.verdicts.push(Verdict {
+            subject: pf.rule.path.display().to_string(),
+            status: Status::Drift,
+            detail,
+            blame: None,
+        });
+    }
+    // A recursive make-shared of a mount point covers every mount below it.
+    fixes.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut kept: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+    for (mp, paths) in fixes {
+        match kept.iter_mut().find(|(k, _)| mp.starts_with(k)) {
+            Some((_, ps)) => ps.extend(paths),
+            None => kept.push((mp, paths)),
+        }
+    }
+    for (mount_point, for_paths) in kept {
+        p.actions.push(Action::MakeShared { mount_point, for_paths });
+    }
+}
+
+fn satisfied(pf: &PathFacts) -> bool {
+    let prop = &pf.mount.propagation;
+    match pf.rule.propagation {
+        Needed::Shared => prop.is_shared(),
+        Needed::Slave => prop.is_shared() || prop.master.is_some(),
+    }
+}
+
+fn mount_label(m: &MountSummary) -> String {
+    format!("mount {} on {}, {}", m.id, m.mount_point.display(), m.fstype)
+}
+
+struct UnitPlan {
+    verdict: Verdict,
+    write: Option<Action>,
+    reload: bool,
+    then: Vec<Action>,
+    notes: Vec<String>,
+}
+
+fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, version: Option<u32>) -> UnitPlan {
+    let mut out = UnitPlan {
+        verdict: Verdict {
+            subject: u.name.clone(),
+            status: Status::Ok,
+            detail: String::new(),
+            blame: None,
+        },
+        write: None,
+        reload: false,
+        then: Vec::new(),
+        notes: Vec::new(),
+    };
+    let set = |out: &mut UnitPlan, status: Status, detail: String, blame: Option<Blame>| {
+        out.verdict.status = status;
+        out.verdict.detail = detail;
+        out.verdict.blame = blame;
+    };
+    match u.props.load_state.as_str() {
+        "loaded" => {}
+        "not-found" => {
+            set(&mut out, Status::NotInstalled, "not installed".into(), None);
+            return out;
+        }
+        "masked" => {
+            set(
+                &mut out,
+                Status::NotInstalled,
+                "masked (systemctl unmask to use it)".into(),
+                None,
+            );
+            return out;
+        }
+        other => {
+            let why = u.props.load_error.clone().unwrap_or_else(|| "no reason given".into());
+            set(
+                &mut out,
+                Status::Drift,
+                format!("unit failed to load ({other}): {why}"),
+                None,
+            );
+            return out;
+        }
+    }
+
+    let desired = dropin::render(choice);
+    let (own_after, blocked) = match &u.own.state {
+        OwnState::Missing => (Some(choice.value), None),
+        OwnState::Ours(c) if *c == desired => (Some(choice.value), None),
+        OwnState::Ours(_) => (Some(choice.value), None),
+        OwnState::Foreign => (
+            None,
+            Some(format!(
+                "{} exists and was not written by mountprop; left alone (rename it, or set dropin_name)",
+                u.own.path.display()
+            )),
+        ),
+        OwnState::Refused(why) => (None, Some(format!("cannot write its drop-in: {why}"))),
+    };
+    let will_write = blocked.is_none() && u.own.state != OwnState::Ours(desired.clone());
+    if will_write {
+        out.write = Some(Action::WriteDropIn {
+            unit: u.name.clone(),
+            path: u.own.path.clone(),
+            content: desired,
+        });
+    }
+
+    // What systemd will apply after a reload, with mountprop's file as it is about to be.
+    let own_setting = own_after.map(|value| MountFlagsSetting {
+        path: u.own.path.clone(),
+        line: 4,
+        value,
+    });
+    let predicted = u
+        .files
+        .iter()
+        .filter_map(|f| if f.own { own_setting.as_ref() } else { f.settings.last() })
+        .next_back();
+    let predicted_value = predicted.map_or(MountFlags::Unset, |s| s.value);
+    let predicted_ok = dropin::satisfies(predicted_value, choice, version);
+
+    // What systemd has loaded now.
+    let Some(loaded) = u.props.mount_flags.and_then(MountFlags::from_bits) else {
+        set(
+            &mut out,
+            Status::Unknown,
+            format!(
+                "systemd reports MountFlags={:?}, which mountprop does not understand",
+                u.props.mount_flags
+            ),
+            None,
+        );
+        return out;
+    };
+    let loaded_ok = dropin::satisfies(loaded, choice, version);
+    let loaded_blame = u
+        .files
+        .iter()
+        .filter(|f| f.loaded)
+        .filter_map(|f| f.settings.last())
+        .next_back();
+
+    let own_loaded = u.props.dropin_paths.contains(&u.own.path);
+    let own_on_disk = own_after.is_some();
+    out.reload = will_write
+        || (own_on_disk && !own_loaded)
+        || (u.props.need_daemon_reload && loaded != predicted_value && predicted_ok);
+    if u.props.need_daemon_reload && !out.reload {
+        out.notes.push(format!("{}: unit files changed on disk since systemd loaded them (NeedDaemonReload); mountprop leaves that reload to you", u.name));
+    }
+
+    if let Some(why) = blocked {
+        let blame = loaded_blame.filter(|_| !loaded_ok).map(Blame::from);
+        let status = if loaded_ok { Status::Ok } else { Status::Drift };
+        let detail = if loaded_ok {
+            format!("{loaded}; but {why}")
+        } else {
+            format!("{loaded}; {why}")
+        };
+        set(&mut out, status, detail, blame);
+        if loaded_ok {
+            // The node works now, so this is worth saying but not failing over.
+            out.notes.push(format!("{}: {why}", u.name));
+        }
+        return out;
+    }
+    if !predicted_ok {
+        // Someone else's setting comes after mountprop's and wins: report it, do not fight it.
+        let (detail, blame) = match predicted {
+            Some(s) => (
+                format!(
+                    "overridden by {}:{} (MountFlags={}), which systemd applies after {}",
+                    s.path.display(),
+                    s.line,
+                    s.value.as_value(),
+                    u.own.path.display()
+                ),
+                Some(Blame::from(s)),
+            ),
+            None => (format!("MountFlags stays unset, but {} is wanted", choice.value), None),
+        };
+        set(&mut out, Status::Drift, detail, blame);
+        return out;
+    }
+
+    let mut status = Status::Ok;
+    let mut parts: Vec<String> = Vec::new();
+    let mut blame = None;
+    if !loaded_ok {
+        status = Status::Drift;
+        let from = loaded_blame.map_or(String::new(), |s| format!(" (set in {}:{})", s.path.display(), s.line));
+        let fix = if will_write {
+            "apply writes mountprop's drop-in and reloads"
+        } else {
+            "drop-in in place, waiting for daemon-reload"
+        };
+        parts.push(format!("{loaded}{from}; {fix}"));
+        blame = loaded_blame.map(Blame::from);
+    } else {
+        parts.push(loaded.to_string());
+    }
+    let pin = if will_write {
+        Some("apply pins it with mountprop's drop-in".to_string())
+    } else {
+        None
+    };
+    match &u.runtime {
+        None => {
+            parts.push(format!(
+                "{}, not running: takes effect at its next start",
+                u.props.active_state
+            ));
+            if loaded_ok {
+                parts.extend(pin);
+            }
+        }
+        Some(rt) => {
+            let needs = |n: Needed| {
+                if cfg.mount_flags == MountFlagsMode::Slave {
+                    Needed::Slave
+                } else {
+                    n
+                }
+            };
+            match effective(rt, host, needs) {
+                Effective::Fine(how) => {
+                    parts.push(format!("MainPID {} {how}", rt.pid));
+                    if loaded_ok {
+                        parts.extend(pin);
+                    }
+                }
+                Effective::Unknown(why) => {
+                    status = status.max(Status::Unknown);
+                    parts.push(format!("cannot inspect MainPID {}: {why}", rt.pid));
+                }
+                Effective::Broken(how) => {
+                    let todo = restart_or_mark(u, cfg, version, &mut out.then);
+                    if loaded_ok {
+                        status = Status::RestartPending;
+                        parts[0] = format!("restart pending: {loaded}");
+                    }
+                    parts.push(format!("but MainPID {} {how}", rt.pid));
+                    parts.push(todo);
+                }
+            }
+        }
+    }
+    set(&mut out, status, parts.join("; "), blame);
+    out
+}
+
+/// Queues what the restart policy allows for a runtime whose namespace predates the fix, and
+/// says what happens next.
+fn restart_or_mark(u: &UnitFacts, cfg: &Config, version: Option<u32>, then: &mut Vec<Action>) -> String {
+    match cfg.restart {
+        RestartPolicy::Always => {
+            then.push(Action::Restart { unit: u.name.clone() });
+            "apply restarts it (restart = \"always\")".to_string()
+        }
+        RestartPolicy::Never => {
+            let can_mark = version.is_some_and(|v| v >= MARKERS_SINCE);
+            if can_mark && !u.props.markers.iter().any(|m| m == "needs-restart") {
+                then.push(Action::MarkNeedsRestart { unit: u.name.clone() });
+            }
+            if can_mark {
+                format!(
+                    "restart it when safe: systemctl restart {} (or systemctl reload-or-restart --marked)",
+                    u.name
+                )
+            } else {
+                format!("restart it when safe: systemctl restart {}", u.name)
+            }
+        }
+    }
+}
+
+enum Effective {
+    Fine(String),
+    Broken(String),
+    Unknown(String),
+}
+
+/// Whether the runtime's own namespace gets what each path needs from the host.
+fn effective(rt: &RuntimeView, host: &HostFacts, needs: impl Fn(Needed) -> Needed) -> Effective {
+    if let Some(e) = &rt.error {
+        return Effective::Unknown(e.clone());
+    }
+    if rt.same_ns_as_host {
+        return Effective::Fine("runs in the host's mount namespace".into());
+    }
+    let mut fine = Vec::new();
+    for (pf, theirs) in host.paths.iter().zip(&rt.paths) {
+        let path = pf.rule.path.display();
+        let Some(theirs) = theirs else {
+            return Effective::Broken(format!("has its own mount namespace where {path} is not visible"));
+        };
+        let ours = &pf.mount.propagation;
+        let Some(group) = ours.shared else {
+            return Effective::Broken(format!(
+                "has its own mount namespace, and the host's {path} is {ours}, so nothing can propagate into it"
+            ));
+        };
+        let peer = theirs.propagation.shared == Some(group);
+        let receives = theirs.propagation.receives_from(group);
+        match needs(pf.rule.propagation) {
+            Needed::Shared if peer => fine.push(format!("{path} is a peer of the host's (shared:{group})")),
+            Needed::Slave if receives => {
+                fine.push(format!("{path} receives the host's mounts ({})", theirs.propagation))
+            }
+            need => {
+                let what = if receives {
+                    "only receives from the host"
+                } else {
+                    "is cut off from the host"
+                };
+                return Effective::Broken(format!(
+                    "has its own mount namespace where {path} is {} ({what}; needs {need} with the host's peer group {group})",
+                    theirs.propagation
+                ));
+            }
+        }
+    }
+    Effective::Fine(format!("has its own mount namespace; {}", fine.join("; ")))
+}
+
+#[cfg(test)]
+mod tests;

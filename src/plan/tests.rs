@@ -1,0 +1,706 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::config::{Config, MountFlagsMode, Needed, PathRule, RestartPolicy};
+use crate::dropin;
+use crate::mountinfo::{MountSummary, Propagation};
+use crate::observe::{Facts, HostFacts, OwnDropIn, OwnState, PathFacts, RuntimeView, SystemdInfo, UnitFacts, UnitFile};
+use crate::systemd::UnitProps;
+use crate::unitfile::{self, MS_SHARED, MS_SLAVE};
+
+const OWN: &str = "/etc/systemd/system/docker.service.d/90-mountprop.conf";
+const FRAGMENT: &str = "/lib/systemd/system/docker.service";
+
+fn shared(g: u64) -> Propagation {
+    Propagation {
+        shared: Some(g),
+        ..Default::default()
+    }
+}
+fn slave(m: u64) -> Propagation {
+    Propagation {
+        master: Some(m),
+        ..Default::default()
+    }
+}
+fn private() -> Propagation {
+    Propagation::default()
+}
+
+fn mount(id: u64, mp: &str, propagation: Propagation) -> MountSummary {
+    MountSummary {
+        id,
+        mount_point: mp.into(),
+        fstype: "ext4".into(),
+        propagation,
+    }
+}
+
+fn path_facts(path: &str, needs: Needed, m: MountSummary) -> PathFacts {
+    PathFacts {
+        rule: PathRule {
+            path: path.into(),
+            propagation: needs,
+            remediate: true,
+        },
+        mount: m,
+    }
+}
+
+fn facts(version: u32) -> Facts {
+    Facts {
+        systemd: SystemdInfo {
+            version_string: format!("{version}.1-1"),
+            version: Some(version),
+            virtualization: String::new(),
+        },
+        host: HostFacts {
+            self_ns: Some(1),
+            init_ns: Some(1),
+            container: None,
+            paths: vec![path_facts("/", Needed::Shared, mount(43, "/", shared(1)))],
+        },
+        units: Vec::new(),
+    }
+}
+
+fn file(path: &str, text: &str, loaded: bool) -> UnitFile {
+    UnitFile {
+        path: path.into(),
+        loaded,
+        own: path == OWN,
+        settings: unitfile::mount_flags_settings(Path::new(path), text),
+        error: None,
+    }
+}
+
+/// docker.service as an old package shipped it: `MountFlags=slave` on line 5 of the fragment,
+/// loaded, no drop-in yet, not running.
+fn old_docker() -> UnitFacts {
+    UnitFacts {
+        name: "docker.service".into(),
+        props: UnitProps {
+            load_state: "loaded".into(),
+            active_state: "inactive".into(),
+            sub_state: "dead".into(),
+            fragment_path: Some(FRAGMENT.into()),
+            mount_flags: Some(MS_SLAVE),
+            ..Default::default()
+        },
+        own: OwnDropIn {
+            path: OWN.into(),
+            state: OwnState::Missing,
+        },
+        files: vec![
+            file(FRAGMENT, "[Unit]\nDescription=d\n\n[Service]\nMountFlags=slave\n", true),
+            UnitFile {
+                path: OWN.into(),
+                loaded: false,
+                own: true,
+                settings: vec![],
+                error: None,
+            },
+        ],
+        runtime: None,
+    }
+}
+
+/// After mountprop's drop-in is written and loaded.
+fn fixed_docker() -> UnitFacts {
+    let mut u = old_docker();
+    let text = dropin::render(&dropin::choose(MountFlagsMode::Auto, Some(252)));
+    u.own.state = OwnState::Ours(text.clone());
+    u.files[1] = file(OWN, &text, true);
+    u.props.dropin_paths = vec![OWN.into()];
+    u.props.mount_flags = Some(MS_SHARED);
+    u
+}
+
+fn running(mut u: UnitFacts, view: RuntimeView) -> UnitFacts {
+    u.props.main_pid = view.pid;
+    u.props.active_state = "active".into();
+    u.runtime = Some(view);
+    u
+}
+
+fn own_ns(pid: u32, root: Propagation) -> RuntimeView {
+    RuntimeView {
+        pid,
+        mount_ns: Some(99),
+        same_ns_as_host: false,
+        paths: vec![Some(mount(117, "/", root))],
+        error: None,
+    }
+}
+
+fn host_ns(pid: u32) -> RuntimeView {
+    RuntimeView {
+        pid,
+        mount_ns: Some(1),
+        same_ns_as_host: true,
+        paths: vec![Some(mount(43, "/", shared(1)))],
+        error: None,
+    }
+}
+
+fn cfg() -> Config {
+    Config::default()
+}
+
+fn with_units(mut f: Facts, units: Vec<UnitFacts>) -> Facts {
+    f.units = units;
+    f
+}
+
+fn verdict<'a>(p: &'a Plan, subject: &str) -> &'a Verdict {
+    p.verdicts
+        .iter()
+        .find(|v| v.subject == subject)
+        .unwrap_or_else(|| panic!("no verdict for {subject}: {p:#?}"))
+}
+
+fn kinds(p: &Plan) -> Vec<&'static str> {
+    p.actions
+        .iter()
+        .map(|a| match a {
+            Action::MakeShared { .. } => "make-shared",
+            Action::WriteDropIn { .. } => "write",
+            Action::Reload { .. } => "reload",
+            Action::Restart { .. } => "restart",
+            Action::MarkNeedsRestart { .. } => "mark",
+        })
+        .collect()
+}
+
+// ---- paths ----
+
+#[test]
+fn shared_root_is_ok_and_needs_nothing() {
+    let p = plan(&facts(252), &cfg());
+    assert_eq!(verdict(&p, "/").status, Status::Ok);
+    assert!(verdict(&p, "/").detail.starts_with("shared:1 (mount 43 on /"));
+    assert!(p.actions.is_empty());
+    assert_eq!(p.status().exit_code(), 0);
+}
+
+#[test]
+fn private_root_is_made_rshared_when_allowed() {
+    let mut f = facts(252);
+    f.host.paths[0].mount.propagation = private();
+    let p = plan(&f, &cfg());
+    let v = verdict(&p, "/");
+    assert_eq!(v.status, Status::Drift);
+    assert!(
+        v.detail.starts_with("private (mount 43 on /, ext4); needs shared"),
+        "{}",
+        v.detail
+    );
+    assert_eq!(
+        p.actions,
+        [Action::MakeShared {
+            mount_point: "/".into(),
+            for_paths: vec!["/".into()]
+        }]
+    );
+    assert_eq!(p.status().exit_code(), 1);
+}
+
+#[test]
+fn private_root_with_remediation_off_is_only_reported() {
+    let mut f = facts(252);
+    f.host.paths[0].mount.propagation = private();
+    f.host.paths[0].rule.remediate = false;
+    let p = plan(&f, &cfg());
+    assert_eq!(verdict(&p, "/").status, Status::Drift);
+    assert!(verdict(&p, "/").detail.contains("remediate_paths = false"));
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn mountprop_in_its_own_namespace_cannot_remount_the_host() {
+    let mut f = facts(252);
+    f.host.paths[0].mount.propagation = private();
+    f.host.self_ns = Some(2);
+    let p = plan(&f, &cfg());
+    assert!(verdict(&p, "/").detail.contains("its own mount namespace"));
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn a_container_host_is_named_as_the_reason() {
+    let mut f = facts(252);
+    f.host.paths[0].mount.propagation = private();
+    f.host.container = Some("lxc".into());
+    let p = plan(&f, &cfg());
+    assert!(
+        verdict(&p, "/")
+            .detail
+            .contains("this host is a container (lxc), where systemd leaves / private on purpose")
+    );
+}
+
+#[test]
+fn slave_need_accepts_a_slave_mount_but_not_a_private_one() {
+    let mut f = facts(252);
+    f.host.paths.push(path_facts(
+        "/var/lib/kubelet",
+        Needed::Slave,
+        mount(90, "/var/lib/kubelet", slave(1)),
+    ));
+    let p = plan(&f, &cfg());
+    assert_eq!(verdict(&p, "/var/lib/kubelet").status, Status::Ok);
+    f.host.paths[1].mount.propagation = private();
+    let p = plan(&f, &cfg());
+    assert_eq!(verdict(&p, "/var/lib/kubelet").status, Status::Drift);
+    assert_eq!(
+        p.actions,
+        [Action::MakeShared {
+            mount_point: "/var/lib/kubelet".into(),
+            for_paths: vec!["/var/lib/kubelet".into()]
+        }]
+    );
+}
+
+#[test]
+fn one_recursive_fix_covers_paths_below_it() {
+    let mut f = facts(252);
+    f.host.paths[0].mount.propagation = private();
+    f.host.paths.push(path_facts(
+        "/var/lib/kubelet",
+        Needed::Shared,
+        mount(90, "/var/lib/kubelet", private()),
+    ));
+    f.host
+        .paths
+        .push(path_facts("/srv", Needed::Shared, mount(43, "/", private())));
+    let p = plan(&f, &cfg());
+    assert_eq!(
+        p.actions,
+        [Action::MakeShared {
+            mount_point: "/".into(),
+            for_paths: vec!["/".into(), "/srv".into(), "/var/lib/kubelet".into()]
+        }]
+    );
+}
+
+// ---- units: load states ----
+
+#[test]
+fn absent_and_masked_units_are_skipped_not_failed() {
+    let mut gone = old_docker();
+    gone.props = UnitProps {
+        load_state: "not-found".into(),
+        ..Default::default()
+    };
+    let mut masked = old_docker();
+    masked.name = "crio.service".into();
+    masked.props = UnitProps {
+        load_state: "masked".into(),
+        ..Default::default()
+    };
+    let p = plan(&with_units(facts(252), vec![gone, masked]), &cfg());
+    assert_eq!(verdict(&p, "docker.service").status, Status::NotInstalled);
+    assert_eq!(verdict(&p, "docker.service").detail, "not installed");
+    assert_eq!(verdict(&p, "crio.service").status, Status::NotInstalled);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.status().exit_code(), 0);
+}
+
+#[test]
+fn a_unit_that_fails_to_load_is_drift_with_systemds_reason() {
+    let mut u = old_docker();
+    u.props.load_state = "bad-setting".into();
+    u.props.load_error = Some("Unit configuration has fatal error (org.freedesktop.systemd1.BadSetting)".into());
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Drift);
+    assert!(
+        v.detail
+            .starts_with("unit failed to load (bad-setting): Unit configuration has fatal error"),
+        "{}",
+        v.detail
+    );
+    assert!(p.actions.is_empty());
+}
+
+// ---- units: configuration ----
+
+#[test]
+fn old_docker_not_running_gets_the_dropin_and_one_reload() {
+    let p = plan(&with_units(facts(252), vec![old_docker()]), &cfg());
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Drift);
+    assert!(
+        v.detail
+            .starts_with(&format!("MountFlags=slave (set in {FRAGMENT}:5); apply writes")),
+        "{}",
+        v.detail
+    );
+    assert_eq!(
+        v.blame,
+        Some(Blame {
+            file: FRAGMENT.into(),
+            line: 5,
+            setting: "MountFlags=slave".into()
+        })
+    );
+    assert_eq!(kinds(&p), ["write", "reload"]);
+    match &p.actions[0] {
+        Action::WriteDropIn { path, content, .. } => {
+            assert_eq!(path, Path::new(OWN));
+            assert!(content.ends_with("[Service]\nMountFlags=shared\n"));
+        }
+        a => panic!("{a:?}"),
+    }
+    assert_eq!(
+        p.actions[1],
+        Action::Reload {
+            units: vec!["docker.service".into()]
+        }
+    );
+}
+
+#[test]
+fn old_docker_running_with_restart_never_is_marked_not_restarted() {
+    let u = running(old_docker(), own_ns(66, slave(1)));
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Drift);
+    assert!(
+        v.detail
+            .contains("MainPID 66 has its own mount namespace where / is slave (master:1)"),
+        "{}",
+        v.detail
+    );
+    assert!(
+        v.detail.contains("systemctl reload-or-restart --marked"),
+        "{}",
+        v.detail
+    );
+    assert_eq!(kinds(&p), ["write", "reload", "mark"]);
+}
+
+#[test]
+fn old_docker_running_with_restart_always_is_restarted_after_the_reload() {
+    let u = running(old_docker(), own_ns(66, slave(1)));
+    let c = Config {
+        restart: RestartPolicy::Always,
+        ..cfg()
+    };
+    let mut f = with_units(facts(252), vec![u]);
+    f.host.paths[0].mount.propagation = private();
+    let p = plan(&f, &c);
+    assert_eq!(kinds(&p), ["make-shared", "write", "reload", "restart"]);
+    assert!(verdict(&p, "docker.service").detail.contains("apply restarts it"));
+    // With / private on the host the runtime's namespace cannot be a peer of it.
+    assert!(
+        verdict(&p, "docker.service").detail.contains("the host's / is private"),
+        "{}",
+        verdict(&p, "docker.service").detail
+    );
+}
+
+#[test]
+fn fixed_docker_in_the_host_namespace_is_ok_and_idle() {
+    let u = running(fixed_docker(), host_ns(80));
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Ok);
+    assert_eq!(
+        v.detail,
+        "MountFlags=shared; MainPID 80 runs in the host's mount namespace"
+    );
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.status().exit_code(), 0);
+}
+
+#[test]
+fn fixed_docker_not_running_is_ok() {
+    let p = plan(&with_units(facts(252), vec![fixed_docker()]), &cfg());
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Ok);
+    assert!(
+        v.detail.contains("not running: takes effect at its next start"),
+        "{}",
+        v.detail
+    );
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn a_dropin_on_disk_that_systemd_has_not_loaded_needs_only_a_reload() {
+    let mut u = fixed_docker();
+    u.props.dropin_paths.clear();
+    u.props.mount_flags = Some(MS_SLAVE);
+    u.files[1].loaded = false;
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    assert_eq!(kinds(&p), ["reload"]);
+    assert!(
+        verdict(&p, "docker.service")
+            .detail
+            .contains("waiting for daemon-reload")
+    );
+}
+
+#[test]
+fn an_outdated_dropin_of_ours_is_rewritten() {
+    let mut u = fixed_docker();
+    u.own.state = OwnState::Ours(format!("{}\n[Service]\nMountFlags=\n", dropin::HEADER));
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    assert_eq!(kinds(&p), ["write", "reload"]);
+    assert_eq!(
+        verdict(&p, "docker.service").status,
+        Status::Ok,
+        "MountFlags=shared is loaded and fine meanwhile"
+    );
+}
+
+#[test]
+fn an_unset_flag_is_fine_on_new_systemd_and_still_gets_pinned() {
+    let mut u = old_docker();
+    u.files[0] = file(FRAGMENT, "[Service]\nExecStart=/usr/bin/dockerd\n", true);
+    u.props.mount_flags = Some(0);
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Ok);
+    assert!(v.detail.starts_with("MountFlags unset;"), "{}", v.detail);
+    assert!(
+        v.detail.ends_with("apply pins it with mountprop's drop-in"),
+        "{}",
+        v.detail
+    );
+    assert_eq!(kinds(&p), ["write", "reload"]);
+}
+
+#[test]
+fn a_foreign_file_with_our_name_is_left_alone() {
+    let mut u = old_docker();
+    u.own.state = OwnState::Foreign;
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Drift);
+    assert!(
+        v.detail.contains("was not written by mountprop; left alone"),
+        "{}",
+        v.detail
+    );
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn a_refused_dropin_dir_is_reported() {
+    let mut u = old_docker();
+    u.own.state = OwnState::Refused("/etc/systemd/system/docker.service.d is a symlink; refusing to follow it".into());
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    assert_eq!(verdict(&p, "docker.service").status, Status::Drift);
+    assert!(verdict(&p, "docker.service").detail.contains("is a symlink"));
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn a_later_dropin_that_overrides_ours_is_named_and_not_fought() {
+    let mut u = fixed_docker();
+    let site = "/etc/systemd/system/docker.service.d/zz-site.conf";
+    u.files
+        .push(file(site, "[Service]\n# site policy\nMountFlags=slave\n", true));
+    u.props.dropin_paths.push(site.into());
+    u.props.mount_flags = Some(MS_SLAVE);
+    let u = running(u, own_ns(66, slave(1)));
+    let c = Config {
+        restart: RestartPolicy::Always,
+        ..cfg()
+    };
+    let p = plan(&with_units(facts(252), vec![u]), &c);
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Drift);
+    assert!(
+        v.detail.starts_with(&format!(
+            "overridden by {site}:3 (MountFlags=slave), which systemd applies after {OWN}"
+        )),
+        "{}",
+        v.detail
+    );
+    assert_eq!(
+        v.blame.as_ref().map(|b| (b.file.as_path(), b.line)),
+        Some((Path::new(site), 3))
+    );
+    assert!(p.actions.is_empty(), "no restart that could not help: {:?}", p.actions);
+}
+
+#[test]
+fn an_earlier_dropin_does_not_override_ours() {
+    let mut u = fixed_docker();
+    let early = "/etc/systemd/system/docker.service.d/10-old.conf";
+    u.files.insert(1, file(early, "[Service]\nMountFlags=slave\n", true));
+    u.props.dropin_paths.insert(0, early.into());
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    assert_eq!(verdict(&p, "docker.service").status, Status::Ok);
+}
+
+#[test]
+fn systemd_240_gets_the_empty_reset_and_shared_there_is_drift() {
+    let mut u = old_docker();
+    u.props.mount_flags = Some(MS_SHARED);
+    u.files[0] = file(FRAGMENT, "[Service]\nMountFlags=shared\n", true);
+    let p = plan(&with_units(facts(240), vec![u]), &cfg());
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Drift, "{}", v.detail);
+    match &p.actions[0] {
+        Action::WriteDropIn { content, .. } => assert!(content.ends_with("[Service]\nMountFlags=\n"), "{content}"),
+        a => panic!("{a:?}"),
+    }
+}
+
+#[test]
+fn unknown_mount_flag_bits_are_unknown() {
+    let mut u = old_docker();
+    u.props.mount_flags = Some(3);
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    assert_eq!(verdict(&p, "docker.service").status, Status::Unknown);
+    assert_eq!(p.status().exit_code(), 2);
+}
+
+#[test]
+fn need_daemon_reload_for_someone_elses_edit_is_left_to_them() {
+    let mut u = running(fixed_docker(), host_ns(80));
+    u.props.need_daemon_reload = true;
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    assert!(p.actions.is_empty());
+    assert!(p.notes.iter().any(|n| n.contains("NeedDaemonReload")), "{:?}", p.notes);
+}
+
+#[test]
+fn need_daemon_reload_after_our_interrupted_run_is_reloaded() {
+    // Our file has the right content and is listed, but systemd still has the old value.
+    let mut u = fixed_docker();
+    u.props.need_daemon_reload = true;
+    u.props.mount_flags = Some(MS_SLAVE);
+    let p = plan(&with_units(facts(252), vec![u]), &cfg());
+    assert_eq!(kinds(&p), ["reload"]);
+}
+
+// ---- units: what the runtime really got ----
+
+#[test]
+fn running_since_before_the_fix_is_restart_pending_and_marked_once() {
+    let u = running(fixed_docker(), own_ns(66, slave(1)));
+    let p = plan(&with_units(facts(252), vec![u.clone()]), &cfg());
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::RestartPending);
+    assert!(
+        v.detail
+            .starts_with("restart pending: MountFlags=shared; but MainPID 66"),
+        "{}",
+        v.detail
+    );
+    assert_eq!(kinds(&p), ["mark"]);
+    assert_eq!(p.status().exit_code(), 1);
+
+    let mut marked = u;
+    marked.props.markers = vec!["needs-restart".into()];
+    let p = plan(&with_units(facts(252), vec![marked]), &cfg());
+    assert!(p.actions.is_empty());
+    assert_eq!(verdict(&p, "docker.service").status, Status::RestartPending);
+}
+
+#[test]
+fn before_248_there_are_no_markers() {
+    let u = running(fixed_docker(), own_ns(66, slave(1)));
+    let p = plan(&with_units(facts(245), vec![u]), &cfg());
+    assert!(p.actions.is_empty());
+    assert!(!verdict(&p, "docker.service").detail.contains("--marked"));
+}
+
+#[test]
+fn a_peer_namespace_is_as_good_as_the_hosts() {
+    // Old systemd: MountFlags=shared gives a namespace whose / stays in the host's peer group.
+    let u = running(fixed_docker(), own_ns(66, shared(1)));
+    let p = plan(&with_units(facts(237), vec![u]), &cfg());
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Ok, "{}", v.detail);
+    assert!(v.detail.contains("/ is a peer of the host's (shared:1)"));
+}
+
+#[test]
+fn shared_and_slave_is_one_way_and_not_enough_for_bidirectional() {
+    // What MountFlags=shared plus PrivateTmp= gives: shared:37 master:1.
+    let both = Propagation {
+        shared: Some(37),
+        master: Some(1),
+        ..Default::default()
+    };
+    let u = running(fixed_docker(), own_ns(66, both));
+    let p = plan(&with_units(facts(252), vec![u.clone()]), &cfg());
+    assert_eq!(verdict(&p, "docker.service").status, Status::RestartPending);
+    assert!(
+        verdict(&p, "docker.service")
+            .detail
+            .contains("only receives from the host")
+    );
+    // A HostToContainer-only node is content with it.
+    let c = Config {
+        mount_flags: MountFlagsMode::Slave,
+        ..cfg()
+    };
+    let mut u = u;
+    u.props.mount_flags = Some(MS_SLAVE);
+    u.own.state = OwnState::Ours(dropin::render(&dropin::choose(MountFlagsMode::Slave, Some(252))));
+    u.files[1] = file(
+        OWN,
+        &dropin::render(&dropin::choose(MountFlagsMode::Slave, Some(252))),
+        true,
+    );
+    let p = plan(&with_units(facts(252), vec![u]), &c);
+    assert_eq!(
+        verdict(&p, "docker.service").status,
+        Status::Ok,
+        "{}",
+        verdict(&p, "docker.service").detail
+    );
+}
+
+#[test]
+fn a_runtime_that_cannot_be_inspected_is_unknown() {
+    let mut view = own_ns(66, slave(1));
+    view.error = Some("permission denied".into());
+    let p = plan(&with_units(facts(252), vec![running(fixed_docker(), view)]), &cfg());
+    assert_eq!(verdict(&p, "docker.service").status, Status::Unknown);
+    assert!(
+        verdict(&p, "docker.service")
+            .detail
+            .contains("cannot inspect MainPID 66: permission denied")
+    );
+    assert_eq!(p.status().exit_code(), 2);
+}
+
+#[test]
+fn unknown_version_is_noted_and_shared_is_written() {
+    let mut f = with_units(facts(252), vec![old_docker()]);
+    f.systemd.version = None;
+    let p = plan(&f, &cfg());
+    assert!(p.notes.iter().any(|n| n.contains("could not tell the systemd version")));
+    assert!(matches!(&p.actions[0], Action::WriteDropIn { content, .. } if content.ends_with("MountFlags=shared\n")));
+}
+
+#[test]
+fn several_units_share_one_reload_and_actions_come_in_order() {
+    let mut b = old_docker();
+    b.name = "containerd.service".into();
+    b.own.path = PathBuf::from("/etc/systemd/system/containerd.service.d/90-mountprop.conf");
+    b.files[1].path = b.own.path.clone();
+    let a = running(old_docker(), own_ns(66, slave(1)));
+    let c = Config {
+        restart: RestartPolicy::Always,
+        ..cfg()
+    };
+    let mut f = with_units(facts(252), vec![a, b]);
+    f.host.paths[0].mount.propagation = private();
+    let p = plan(&f, &c);
+    assert_eq!(kinds(&p), ["make-shared", "write", "write", "reload", "restart"]);
+    assert_eq!(
+        p.actions[3],
+        Action::Reload {
+            units: vec!["docker.service".into(), "containerd.service".into()]
+        }
+    );
+}

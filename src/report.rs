@@ -1,0 +1,144 @@
+//! What `check` and `apply` print: a table for people, JSON for machines.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::act::{ActionResult, Outcome};
+use crate::engine::{Applied, Checked};
+use crate::observe::SystemdInfo;
+use crate::plan::{Action, Status, Verdict};
+
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    pub command: &'static str,
+    pub config: String,
+    pub systemd: Option<&'a SystemdInfo>,
+    pub status: Status,
+    pub exit_code: u8,
+    /// For apply: the state after it acted.
+    pub verdicts: &'a [Verdict],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<&'a [Verdict]>,
+    /// check and dry runs: what apply would do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned: Option<&'a [Action]>,
+    /// apply: what was done, with each result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions: Option<&'a [Outcome]>,
+    pub notes: &'a [String],
+}
+
+impl<'a> Report<'a> {
+    pub fn for_check(c: &'a Checked, config: String) -> Self {
+        let status = c.plan.status();
+        Self {
+            command: "check",
+            config,
+            systemd: Some(&c.facts.systemd),
+            status,
+            exit_code: status.exit_code(),
+            verdicts: &c.plan.verdicts,
+            before: None,
+            planned: Some(&c.plan.actions),
+            actions: None,
+            notes: &c.plan.notes,
+        }
+    }
+
+    pub fn for_apply(a: &'a Applied, config: String, dry_run: bool) -> Self {
+        let status = a.status();
+        let (command, planned, actions, before) = if dry_run {
+            ("apply --dry-run", Some(a.before.plan.actions.as_slice()), None, None)
+        } else {
+            let before = a.after.as_ref().map(|_| a.before.plan.verdicts.as_slice());
+            ("apply", None, Some(a.outcomes.as_slice()), before)
+        };
+        let last = a.after.as_ref().unwrap_or(&a.before);
+        Self {
+            command,
+            config,
+            systemd: Some(&last.facts.systemd),
+            status,
+            exit_code: status.exit_code(),
+            verdicts: &last.plan.verdicts,
+            before,
+            planned,
+            actions,
+            notes: &last.plan.notes,
+        }
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"cannot encode report: {e}\"}}"))
+    }
+
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let sd = self
+            .systemd
+            .map_or("systemd ?".to_string(), |sd| format!("systemd {}", sd.version_string));
+        let _ = writeln!(s, "mountprop {}: {sd}; config: {}", self.command, self.config);
+        if let Some(outcomes) = self.actions {
+            for o in outcomes {
+                let r = match &o.result {
+                    ActionResult::Done => "done".to_string(),
+                    ActionResult::Unchanged => "unchanged".to_string(),
+                    ActionResult::Skipped(why) => format!("skipped ({why})"),
+                    ActionResult::Failed(why) => format!("FAILED: {why}"),
+                };
+                let _ = writeln!(s, "  {}: {r}", o.description);
+            }
+        }
+        let w = self
+            .verdicts
+            .iter()
+            .map(|v| v.subject.len())
+            .max()
+            .unwrap_or(0)
+            .max("SUBJECT".len());
+        match self.before {
+            Some(before) => {
+                let _ = writeln!(s, "  {:w$}  {:7}  {:7}  DETAIL", "SUBJECT", "BEFORE", "AFTER");
+                for v in self.verdicts {
+                    let was = before
+                        .iter()
+                        .find(|b| b.subject == v.subject)
+                        .map_or("-", |b| b.status.label());
+                    let _ = writeln!(s, "  {:w$}  {:7}  {:7}  {}", v.subject, was, v.status.label(), v.detail);
+                }
+            }
+            None => {
+                let _ = writeln!(s, "  {:w$}  {:7}  DETAIL", "SUBJECT", "STATUS");
+                for v in self.verdicts {
+                    let _ = writeln!(s, "  {:w$}  {:7}  {}", v.subject, v.status.label(), v.detail);
+                }
+            }
+        }
+        for n in self.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+        if let Some(planned) = self.planned {
+            if planned.is_empty() {
+                let _ = writeln!(s, "  apply would change nothing");
+            } else {
+                let verb = if self.command == "check" {
+                    "apply would"
+                } else {
+                    "would"
+                };
+                for a in planned {
+                    let _ = writeln!(s, "  {verb}: {a}");
+                }
+            }
+        }
+        let word = match self.status {
+            Status::Ok | Status::NotInstalled => "compliant",
+            Status::RestartPending => "restart pending",
+            Status::Drift => "drift",
+            Status::Unknown => "could not finish",
+        };
+        let _ = writeln!(s, "result: {word} (exit {})", self.exit_code);
+        s
+    }
+}

@@ -1,0 +1,121 @@
+//! The command line on any machine: no root, no systemd needed.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mountprop");
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().expect("run mountprop");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const NO_BUS: (&str, &str) = ("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/mountprop-test-bus");
+
+#[test]
+fn printed_default_config_validates() {
+    let d = scratch("default");
+    let out = run(&["config", "default"], &[]);
+    assert_eq!(out.code, 0);
+    let f = d.join("config.toml");
+    std::fs::write(&f, &out.stdout).unwrap();
+    let check = run(&["config", "check", f.to_str().unwrap()], &[]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert_eq!(check.stdout.trim(), format!("{}: ok", f.display()));
+}
+
+#[test]
+fn malformed_config_is_one_line_with_position_and_exit_2_before_anything_else() {
+    let d = scratch("badcfg");
+    let f = d.join("config.toml");
+    std::fs::write(&f, "units = [\"docker.service\"]\nrestart = \"sometimes\"\n").unwrap();
+    let f = f.to_str().unwrap();
+    for args in [
+        vec!["--config", f, "check"],
+        vec!["--config", f, "apply"],
+        vec!["config", "check", f],
+    ] {
+        // No bus either: the config error must come first, before anything is contacted.
+        let out = run(&args, &[NO_BUS]);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .starts_with(&format!("mountprop: {f}:2:11: unknown variant `sometimes`")),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn unknown_key_is_rejected() {
+    let d = scratch("unknown");
+    let f = d.join("config.toml");
+    std::fs::write(&f, "# comment\nrestart_policy = \"never\"\n").unwrap();
+    let out = run(&["config", "check", f.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains(":2:1: unknown field `restart_policy`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn missing_named_config_is_an_error_but_missing_default_is_not() {
+    let out = run(&["--config", "/nonexistent/mountprop.toml", "check"], &[NO_BUS]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("cannot read /nonexistent/mountprop.toml"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn no_system_bus_is_one_clear_line_and_exit_2() {
+    for (cmd, says) in [("check", "cannot check"), ("apply", "nothing changed")] {
+        let out = run(&["--config", "/dev/null", cmd], &[NO_BUS]);
+        assert_eq!(out.code, 2, "{cmd}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{cmd}: {}", out.stderr);
+        let line = out.stderr.trim();
+        assert!(
+            line.starts_with(&format!(
+                "mountprop: {says}: no system bus at /nonexistent/mountprop-test-bus ("
+            )),
+            "{line}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&["frobnicate"], &[]).code, 2);
+    assert_eq!(run(&["check", "--bogus"], &[]).code, 2);
+    assert_eq!(run(&["--help"], &[]).code, 0);
+}

@@ -1,0 +1,483 @@
+//! A real node for tests: systemd 252 as PID 1 of fresh PID, mount, UTS, IPC, cgroup and net
+//! namespaces, with its own system bus and journal.
+//!
+//! The root filesystem is the host's, so everything the node may write is covered first: tmpfs
+//! on /tmp, /var/tmp and /run, and overlays (upper dirs on a tmpfs) over /etc, /var, /usr,
+//! /root, /home and /srv. systemd boots a minimal target of the test's own, not multi-user, so
+//! no service enabled on the host starts inside. `unshare --mount` keeps every mount inside.
+//!
+//! Teardown runs on every exit path: `Drop` powers the node off and, if it does not stop, kills
+//! its PID 1 (which ends every process in its PID namespace). If the test process itself dies,
+//! `unshare --kill-child` plus a parent-death signal take the node down with it.
+//!
+//! Sandboxes run one at a time (a file lock): two systemds started from one cgroup would both
+//! manage the same cgroup directories.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mountprop");
+
+/// Forces "required" for a non-root run that should fail instead of skip.
+const REQUIRE_ENV: &str = "MOUNTPROP_REQUIRE_SANDBOX";
+
+/// Result of running a command inside the node.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed: {self:#?}");
+        self
+    }
+}
+
+#[derive(Default, Clone)]
+pub struct Setup {
+    /// Files for /etc/systemd/system: (relative path, content). Paths may include a
+    /// `<unit>.d/` directory.
+    pub files: Vec<(String, String)>,
+    /// Units the node's target wants at boot.
+    pub wants: Vec<String>,
+}
+
+impl Setup {
+    pub fn file(mut self, rel: &str, content: &str) -> Self {
+        self.files.push((rel.to_string(), content.to_string()));
+        self
+    }
+
+    pub fn want(mut self, unit: &str) -> Self {
+        self.wants.push(unit.to_string());
+        self
+    }
+}
+
+/// The fake container runtime of an old Docker package: `MountFlags=slave`.
+pub const OLD_DOCKER: &str = "[Unit]\nDescription=fake old docker (MountFlags=slave)\n\n[Service]\nExecStart=/bin/sleep infinity\nMountFlags=slave\n";
+
+pub struct Sandbox {
+    /// PID (in the host's PID namespace) of the node's systemd.
+    pub pid: u32,
+    outer: Child,
+    dir: PathBuf,
+    _lock: fs::File,
+}
+
+/// Why the sandbox cannot run here, if it cannot.
+fn unavailable() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root".into());
+    }
+    for tool in [
+        "/lib/systemd/systemd",
+        "/usr/bin/unshare",
+        "/usr/bin/nsenter",
+        "/usr/bin/busctl",
+        "/usr/bin/dbus-daemon",
+    ] {
+        if !Path::new(tool).exists() {
+            return Some(format!("{tool} is missing (apt-get install systemd dbus util-linux)"));
+        }
+    }
+    None
+}
+
+/// Boots a node for `test`, or prints a loud SKIP and returns `None` where that is allowed:
+/// only without root. As root (CI runs as root) a sandbox that cannot run is a failure.
+pub fn boot(test: &str, setup: Setup) -> Option<Sandbox> {
+    if let Some(why) = unavailable() {
+        if nix::unistd::geteuid().is_root() || std::env::var_os(REQUIRE_ENV).is_some() {
+            panic!("{test}: the real-systemd sandbox is required here (root or {REQUIRE_ENV}) but cannot run: {why}");
+        }
+        let line = format!("SKIP {test}: real-systemd sandbox unavailable: {why}");
+        let bar = "*".repeat(line.len() + 8);
+        // Straight to the stderr handle: the test harness captures eprintln! of passing tests,
+        // and a skip must be seen.
+        let _ = writeln!(std::io::stderr(), "\n{bar}\n*** {line} ***\n{bar}\n");
+        return None;
+    }
+    Some(Sandbox::boot(test, &setup).unwrap_or_else(|e| panic!("{test}: {e}")))
+}
+
+const INIT: &str = r#"set -e
+mount -t tmpfs -o mode=755 mountprop-sbx /mnt
+for d in etc var usr root home srv; do
+  mkdir -p /mnt/$d-up /mnt/$d-work
+  mount -t overlay overlay -o lowerdir=/$d,upperdir=/mnt/$d-up,workdir=/mnt/$d-work /$d
+done
+mount -t tmpfs -o mode=1777 sbx-tmp /tmp
+mount -t tmpfs -o mode=1777 sbx-vartmp /var/tmp
+mount -t tmpfs -o mode=755 sbx-run /run
+mkdir -p /run/lock
+S=/etc/systemd/system
+for u in systemd-sysctl.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount \
+         systemd-modules-load.service systemd-remount-fs.service systemd-timesyncd.service \
+         console-getty.service getty@tty1.service getty.target systemd-firstboot.service \
+         systemd-journal-flush.service systemd-networkd.service systemd-resolved.service \
+         postgresql.service; do
+  ln -sf /dev/null "$S/$u"
+done
+cp -a --remove-destination "$SBX_DIR/etc/." /etc/
+exec env container=mountprop-test /lib/systemd/systemd --system --unit=sandbox.target
+"#;
+
+impl Sandbox {
+    fn boot(test: &str, setup: &Setup) -> Result<Self, String> {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        fs::create_dir_all(&base).map_err(|e| format!("create {}: {e}", base.display()))?;
+        let lock = lock(&base.join("sandbox.lock"))?;
+        let dir = base.join(format!("sandbox-{test}"));
+        let _ = fs::remove_dir_all(&dir);
+        let etc = dir.join("etc/systemd/system");
+        fs::create_dir_all(&etc).map_err(|e| e.to_string())?;
+        let mut wants = vec![
+            "dbus.socket".to_string(),
+            "dbus.service".into(),
+            "systemd-journald.service".into(),
+        ];
+        wants.extend(setup.wants.iter().cloned());
+        let target = format!(
+            "[Unit]\nDescription=mountprop test node\nWants={}\nAfter=dbus.socket\n",
+            wants.join(" ")
+        );
+        fs::write(etc.join("sandbox.target"), target).map_err(|e| e.to_string())?;
+        for (rel, content) in &setup.files {
+            let p = etc.join(rel);
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            fs::write(&p, content).map_err(|e| e.to_string())?;
+        }
+        fs::write(dir.join("init.sh"), INIT).map_err(|e| e.to_string())?;
+        let log = fs::File::create(dir.join("console.log")).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--cgroup",
+            "--net",
+            "--mount-proc",
+        ])
+        .arg("bash")
+        .arg(dir.join("init.sh"))
+        .env("SBX_DIR", &dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log);
+        // If the test process dies, unshare dies, and --kill-child takes the node down.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)?;
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        let outer = cmd.spawn().map_err(|e| format!("spawn unshare: {e}"))?;
+        let mut sb = Sandbox {
+            pid: 0,
+            outer,
+            dir,
+            _lock: lock,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(pid) = sb.find_init() {
+                sb.pid = pid;
+                let up = sb.sh("busctl --timeout=1 get-property org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager Version");
+                if up.code == 0 {
+                    return Ok(sb);
+                }
+            }
+            if let Ok(Some(st)) = sb.outer.try_wait() {
+                let log = fs::read_to_string(sb.dir.join("console.log")).unwrap_or_default();
+                return Err(format!("sandbox exited during boot ({st}): {log}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = fs::read_to_string(sb.dir.join("console.log")).unwrap_or_default();
+        Err(format!("sandbox did not come up in 30 s; console: {log}"))
+    }
+
+    /// The node's systemd: the child of unshare (bash exec'ed it), named systemd, with our marker.
+    fn find_init(&self) -> Option<u32> {
+        let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.outer.id())).ok()?;
+        let pid: u32 = children.split_whitespace().next()?.parse().ok()?;
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let marked = env.split(|&b| b == 0).any(|v| v == b"container=mountprop-test");
+        (comm.trim() == "systemd" && marked).then_some(pid)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs `args` inside every namespace of the node.
+    pub fn exec(&self, args: &[&str]) -> Run {
+        let out = Command::new("nsenter")
+            .arg("-t")
+            .arg(self.pid.to_string())
+            .arg("-a")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("nsenter {args:?}: {e}"));
+        Run::from(out)
+    }
+
+    pub fn sh(&self, script: &str) -> Run {
+        self.exec(&["sh", "-c", script])
+    }
+
+    /// The mountprop binary under test, run inside the node.
+    pub fn mountprop(&self, args: &[&str]) -> Run {
+        let mut v = vec![BIN];
+        v.extend_from_slice(args);
+        self.exec(&v)
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let mut child = Command::new("nsenter")
+            .args([
+                "-t",
+                &self.pid.to_string(),
+                "-a",
+                "sh",
+                "-c",
+                &format!("mkdir -p \"$(dirname '{path}')\" && cat > '{path}'"),
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nsenter");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(content.as_bytes())
+            .expect("write");
+        assert!(
+            child.wait().expect("wait").success(),
+            "writing {path} in the node failed"
+        );
+    }
+
+    pub fn read(&self, path: &str) -> Option<String> {
+        let r = self.exec(&["cat", path]);
+        (r.code == 0).then_some(r.stdout)
+    }
+
+    /// A D-Bus property of a unit as busctl prints it, e.g. "t 1048576".
+    pub fn unit_property(&self, unit: &str, iface: &str, prop: &str) -> String {
+        let path = format!("/org/freedesktop/systemd1/unit/{}", bus_escape(unit));
+        let r = self
+            .exec(&[
+                "busctl",
+                "get-property",
+                "org.freedesktop.systemd1",
+                &path,
+                &format!("org.freedesktop.systemd1.{iface}"),
+                prop,
+            ])
+            .ok();
+        r.stdout.trim().to_string()
+    }
+
+    pub fn mount_flags(&self, unit: &str) -> u64 {
+        let v = self.unit_property(unit, "Service", "MountFlags");
+        v.strip_prefix("t ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("MountFlags of {unit}: {v:?}"))
+    }
+
+    pub fn main_pid(&self, unit: &str) -> u32 {
+        let v = self.unit_property(unit, "Service", "MainPID");
+        v.strip_prefix("u ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("MainPID of {unit}: {v:?}"))
+    }
+
+    /// `/proc/<pid>/mountinfo` as seen in the node (`self` for the node's own view).
+    pub fn mountinfo(&self, pid: &str) -> String {
+        self.exec(&["cat", &format!("/proc/{pid}/mountinfo")]).ok().stdout
+    }
+
+    pub fn mount_ns(&self, pid: &str) -> String {
+        self.exec(&["readlink", &format!("/proc/{pid}/ns/mnt")])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    }
+
+    /// The optional fields of the mount on `mount_point` in a mountinfo text (last one wins).
+    pub fn propagation_of(mountinfo: &str, mount_point: &str) -> String {
+        mountinfo
+            .lines()
+            .rfind(|l| l.split(' ').nth(4) == Some(mount_point))
+            .map(|l| {
+                let fields: Vec<&str> = l.split(' ').collect();
+                let sep = fields.iter().position(|f| *f == "-").unwrap_or(fields.len());
+                fields[6..sep].join(" ")
+            })
+            .unwrap_or_else(|| panic!("no mount on {mount_point}"))
+    }
+
+    pub fn journal(&self) -> String {
+        self.exec(&["journalctl", "--no-pager", "-o", "short-monotonic"]).stdout
+    }
+
+    /// Counts systemd's `Reloading` signals from now on, by subscribing on the node's bus.
+    pub fn reload_counter(&self) -> ReloadCounter {
+        ReloadCounter::start(self.pid)
+    }
+
+    fn shutdown(&mut self) {
+        if self.pid != 0 {
+            let _ = Command::new("nsenter")
+                .args(["-t", &self.pid.to_string(), "-a", "systemctl", "poweroff", "--no-block"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.outer.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // It did not stop: kill exactly what this sandbox started. PID 1 of a PID namespace
+        // takes every process in it along.
+        if self.pid != 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.outer.kill();
+        let _ = self.outer.wait();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.pid != 0 {
+            // Leave the evidence next to the test's console log.
+            let _ = fs::write(self.dir.join("journal.txt"), self.journal());
+            eprintln!("sandbox journal saved in {}", self.dir.join("journal.txt").display());
+        }
+        self.shutdown();
+    }
+}
+
+fn lock(path: &Path) -> Result<fs::File, String> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // flock is released when the file is closed, including when the process dies.
+    let r = unsafe { nix::libc::flock(f.as_raw_fd(), nix::libc::LOCK_EX) };
+    if r != 0 {
+        return Err(format!("flock {}: {}", path.display(), std::io::Error::last_os_error()));
+    }
+    Ok(f)
+}
+
+/// systemd's object-path escaping of a unit name: `docker.service` → `docker_2eservice`.
+pub fn bus_escape(name: &str) -> String {
+    let mut s = String::new();
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() && !(i == 0 && b.is_ascii_digit()) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("_{b:02x}"));
+        }
+    }
+    s
+}
+
+/// Subscribed to the node's systemd; counts `Reloading(true)` signals.
+pub struct ReloadCounter {
+    count: Arc<AtomicUsize>,
+}
+
+impl ReloadCounter {
+    fn start(pid: u32) -> Self {
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let address = format!("unix:path=/proc/{pid}/root/run/dbus/system_bus_socket");
+        std::thread::spawn(move || {
+            let r: zbus::Result<()> = zbus::block_on(async {
+                let conn = zbus::connection::Builder::address(address.as_str()).build().await?;
+                let rule = zbus::MatchRule::builder()
+                    .msg_type(zbus::message::Type::Signal)
+                    .interface("org.freedesktop.systemd1.Manager")
+                    .member("Reloading")
+                    .build()?;
+                let mut stream = zbus::MessageStream::for_match_rule(rule, &conn, None).await?;
+                conn.call_method(
+                    Some("org.freedesktop.systemd1"),
+                    "/org/freedesktop/systemd1",
+                    Some("org.freedesktop.systemd1.Manager"),
+                    "Subscribe",
+                    &(),
+                )
+                .await?;
+                let _ = ready_tx.send(());
+                while let Some(msg) =
+                    std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx))
+                        .await
+                {
+                    if let Ok(m) = msg
+                        && m.body().deserialize::<bool>().unwrap_or(false)
+                    {
+                        c.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Ok(())
+            });
+            if let Err(e) = r {
+                eprintln!("reload counter: {e}");
+            }
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("reload counter subscribed to the node's systemd");
+        Self { count }
+    }
+
+    /// Reloads seen so far; waits briefly so a signal in flight is counted.
+    pub fn count(&self) -> usize {
+        std::thread::sleep(Duration::from_millis(200));
+        self.count.load(Ordering::SeqCst)
+    }
+}

@@ -77,38 +77,12 @@ pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
                     }
                 }
             }
-            Action::Restart { unit } => {
-                if failed_units.contains(&unit.as_str()) || reload_failed {
-                    ActionResult::Skipped("its drop-in is not in effect".into())
-                } else {
-                    match host.systemd.restart(unit, host.config.restart_timeout) {
-                        Ok(()) => {
-                            tracing::info!(UNIT = %unit, ACTION = "restart", "restarted {unit}");
-                            ActionResult::Done
-                        }
-                        Err(e) => {
-                            tracing::error!(UNIT = %unit, ACTION = "restart", "{e}");
-                            ActionResult::Failed(e.to_string())
-                        }
-                    }
-                }
-            }
-            Action::MarkNeedsRestart { unit } => {
-                if failed_units.contains(&unit.as_str()) || reload_failed {
-                    ActionResult::Skipped("its drop-in is not in effect".into())
-                } else {
-                    match host.systemd.mark_needs_restart(unit) {
-                        Ok(()) => {
-                            tracing::info!(UNIT = %unit, ACTION = "mark", "marked {unit} needs-restart");
-                            ActionResult::Done
-                        }
-                        Err(e) => {
-                            tracing::warn!(UNIT = %unit, ACTION = "mark", "{e}");
-                            ActionResult::Failed(e.to_string())
-                        }
-                    }
-                }
-            }
+            Action::Restart { unit } => after_reload(unit, &failed_units, reload_failed, "restart", || {
+                host.systemd.restart(unit, host.config.restart_timeout)
+            }),
+            Action::MarkNeedsRestart { unit } => after_reload(unit, &failed_units, reload_failed, "mark", || {
+                host.systemd.mark_needs_restart(unit)
+            }),
         };
         out.push(Outcome {
             description: action.to_string(),
@@ -117,6 +91,29 @@ pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
         });
     }
     out
+}
+
+/// A unit action that only makes sense once its drop-in is written and loaded.
+fn after_reload(
+    unit: &str,
+    failed_units: &[&str],
+    reload_failed: bool,
+    what: &'static str,
+    call: impl FnOnce() -> Result<(), crate::systemd::SystemdError>,
+) -> ActionResult {
+    if failed_units.contains(&unit) || reload_failed {
+        return ActionResult::Skipped("its drop-in is not in effect".into());
+    }
+    match call() {
+        Ok(()) => {
+            tracing::info!(UNIT = %unit, ACTION = what, "{what}: {unit}");
+            ActionResult::Done
+        }
+        Err(e) => {
+            tracing::error!(UNIT = %unit, ACTION = what, "{e}");
+            ActionResult::Failed(e.to_string())
+        }
+    }
 }
 
 fn make_shared(mount_point: &Path, for_paths: &[std::path::PathBuf]) -> ActionResult {

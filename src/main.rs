@@ -90,35 +90,28 @@ fn run(cli: Cli) -> u8 {
                 Err(e) => fail(e),
             }
         }
-        Command::Check(out) => {
-            let cfg = match Config::load(cli.config.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
-            let sys = match Systemd::connect() {
-                Ok(s) => s,
-                Err(e) => return fail(format!("cannot check: {e}")),
-            };
-            match engine::check(&sys, &cfg) {
+        Command::Check(out) => match setup(cli.config.as_deref(), "cannot check") {
+            Ok((cfg, sys)) => match engine::check(&sys, &cfg) {
                 Ok(c) => emit(&Report::for_check(&c, cfg.origin()), out.json),
                 Err(e) => fail(format!("cannot check: {e}")),
-            }
-        }
-        Command::Apply { dry_run, output } => {
-            let cfg = match Config::load(cli.config.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
-            let sys = match Systemd::connect() {
-                Ok(s) => s,
-                Err(e) => return fail(format!("nothing changed: {e}")),
-            };
-            match engine::apply(&sys, &cfg, dry_run) {
+            },
+            Err(code) => code,
+        },
+        Command::Apply { dry_run, output } => match setup(cli.config.as_deref(), "nothing changed") {
+            Ok((cfg, sys)) => match engine::apply(&sys, &cfg, dry_run) {
                 Ok(a) => emit(&Report::for_apply(&a, cfg.origin(), dry_run), output.json),
                 Err(e) => fail(format!("nothing changed: {e}")),
-            }
-        }
+            },
+            Err(code) => code,
+        },
     }
+}
+
+/// The config, then the bus: a bad config is reported before anything is contacted.
+fn setup(config: Option<&std::path::Path>, context: &str) -> Result<(Config, Systemd), u8> {
+    let cfg = Config::load(config).map_err(fail)?;
+    let sys = Systemd::connect().map_err(|e| fail(format!("{context}: {e}")))?;
+    Ok((cfg, sys))
 }
 
 fn emit(r: &Report<'_>, json: bool) -> u8 {

@@ -127,11 +127,7 @@ fn symlinked_dropin_dir_is_refused() {
     sb.exec(&["ln", "-s", "/var/lib/elsewhere", DIR]).ok();
     let check = sb.mountprop(&["check"]);
     assert_eq!(check.code, 1, "{check:#?}");
-    let line = check
-        .stdout
-        .lines()
-        .find(|l| l.contains("docker.service"))
-        .expect("docker line");
+    let line = check.line("docker.service");
     assert!(
         line.contains(&format!("{DIR} is a symlink; refusing to follow it")),
         "{line}"

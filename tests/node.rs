@@ -26,11 +26,7 @@ fn old_docker_is_found_fixed_and_left_alone() {
 
     let check = sb.mountprop(&["check"]);
     assert_eq!(check.code, 1, "{check:#?}");
-    let line = check
-        .stdout
-        .lines()
-        .find(|l| l.contains("docker.service"))
-        .expect("a docker.service line");
+    let line = check.line("docker.service");
     assert!(
         line.contains("DRIFT") && line.contains("MountFlags=slave (set in /etc/systemd/system/docker.service:6)"),
         "{line}"

@@ -51,6 +51,14 @@ impl Run {
         assert_eq!(self.code, 0, "command failed: {self:#?}");
         self
     }
+
+    /// The line of a human report about `subject` (a unit, or a path such as "/").
+    pub fn line(&self, subject: &str) -> &str {
+        self.stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(subject))
+            .unwrap_or_else(|| panic!("no report line for {subject}: {}", self.stdout))
+    }
 }
 
 #[derive(Default, Clone)]

@@ -63,16 +63,28 @@ impl Run {
 
 #[derive(Default, Clone)]
 pub struct Setup {
-    /// Files for /etc/systemd/system: (relative path, content). Paths may include a
-    /// `<unit>.d/` directory.
+    /// Files for the node's /etc: (path relative to /etc, content).
     pub files: Vec<(String, String)>,
     /// Units the node's target wants at boot.
     pub wants: Vec<String>,
+    /// Keep the host's installed docker/containerd/crio units visible in the node.
+    pub host_runtimes: bool,
 }
 
 impl Setup {
-    pub fn file(mut self, rel: &str, content: &str) -> Self {
+    /// A file in /etc/systemd/system (a unit, or `<unit>.d/<name>.conf`).
+    pub fn file(self, rel: &str, content: &str) -> Self {
+        self.etc(&format!("systemd/system/{rel}"), content)
+    }
+
+    /// Any file under /etc.
+    pub fn etc(mut self, rel: &str, content: &str) -> Self {
         self.files.push((rel.to_string(), content.to_string()));
+        self
+    }
+
+    pub fn with_host_runtimes(mut self) -> Self {
+        self.host_runtimes = true;
         self
     }
 
@@ -112,6 +124,27 @@ fn unavailable() -> Option<String> {
     None
 }
 
+/// Whether an optional prerequisite is there; without it, a loud SKIP where skipping is
+/// allowed (not as root), a failure otherwise.
+pub fn require(test: &str, present: bool, why: &str) -> bool {
+    if present {
+        return true;
+    }
+    if nix::unistd::geteuid().is_root() || std::env::var_os(REQUIRE_ENV).is_some() {
+        panic!("{test}: required here (root or {REQUIRE_ENV}) but missing: {why}");
+    }
+    skip(test, why);
+    false
+}
+
+fn skip(test: &str, why: &str) {
+    let line = format!("SKIP {test}: {why}");
+    let bar = "*".repeat(line.len() + 8);
+    // Straight to the stderr handle: the test harness captures eprintln! of passing tests,
+    // and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "\n{bar}\n*** {line} ***\n{bar}\n");
+}
+
 /// Boots a node for `test`, or prints a loud SKIP and returns `None` where that is allowed:
 /// only without root. As root (CI runs as root) a sandbox that cannot run is a failure.
 pub fn boot(test: &str, setup: Setup) -> Option<Sandbox> {
@@ -119,11 +152,7 @@ pub fn boot(test: &str, setup: Setup) -> Option<Sandbox> {
         if nix::unistd::geteuid().is_root() || std::env::var_os(REQUIRE_ENV).is_some() {
             panic!("{test}: the real-systemd sandbox is required here (root or {REQUIRE_ENV}) but cannot run: {why}");
         }
-        let line = format!("SKIP {test}: real-systemd sandbox unavailable: {why}");
-        let bar = "*".repeat(line.len() + 8);
-        // Straight to the stderr handle: the test harness captures eprintln! of passing tests,
-        // and a skip must be seen.
-        let _ = writeln!(std::io::stderr(), "\n{bar}\n*** {line} ***\n{bar}\n");
+        skip(test, &format!("real-systemd sandbox unavailable: {why}"));
         return None;
     }
     Some(Sandbox::boot(test, &setup).unwrap_or_else(|e| panic!("{test}: {e}")))
@@ -135,6 +164,10 @@ for d in etc var usr root home srv; do
   mkdir -p /mnt/$d-up /mnt/$d-work
   mount -t overlay overlay -o lowerdir=/$d,upperdir=/mnt/$d-up,workdir=/mnt/$d-work /$d
 done
+if [ ! -L /lib ]; then
+  mkdir -p /mnt/lib-up /mnt/lib-work
+  mount -t overlay overlay -o lowerdir=/lib,upperdir=/mnt/lib-up,workdir=/mnt/lib-work /lib
+fi
 mount -t tmpfs -o mode=1777 sbx-tmp /tmp
 mount -t tmpfs -o mode=1777 sbx-vartmp /var/tmp
 mount -t tmpfs -o mode=755 sbx-run /run
@@ -147,6 +180,15 @@ for u in systemd-sysctl.service systemd-binfmt.service proc-sys-fs-binfmt_misc.a
          postgresql.service; do
   ln -sf /dev/null "$S/$u"
 done
+# The node starts without the host's container runtimes unless the test wants them; this only
+# whites them out in the overlays.
+if [ -z "${SBX_HOST_RUNTIMES:-}" ]; then
+  for u in docker.service docker.socket containerd.service crio.service; do
+    rm -f /usr/lib/systemd/system/$u /lib/systemd/system/$u /etc/systemd/system/*.wants/$u
+  done
+  # Or systemd-sysv-generator would make units of their init scripts.
+  rm -f /etc/init.d/docker /etc/init.d/containerd /etc/init.d/crio
+fi
 cp -a --remove-destination "$SBX_DIR/etc/." /etc/
 exec env container=mountprop-test /lib/systemd/systemd --system --unit=sandbox.target
 "#;
@@ -158,8 +200,8 @@ impl Sandbox {
         let lock = lock(&base.join("sandbox.lock"))?;
         let dir = base.join(format!("sandbox-{test}"));
         let _ = fs::remove_dir_all(&dir);
-        let etc = dir.join("etc/systemd/system");
-        fs::create_dir_all(&etc).map_err(|e| e.to_string())?;
+        let etc = dir.join("etc");
+        fs::create_dir_all(etc.join("systemd/system")).map_err(|e| e.to_string())?;
         let mut wants = vec![
             "dbus.socket".to_string(),
             "dbus.service".into(),
@@ -170,7 +212,7 @@ impl Sandbox {
             "[Unit]\nDescription=mountprop test node\nWants={}\nAfter=dbus.socket\n",
             wants.join(" ")
         );
-        fs::write(etc.join("sandbox.target"), target).map_err(|e| e.to_string())?;
+        fs::write(etc.join("systemd/system/sandbox.target"), target).map_err(|e| e.to_string())?;
         for (rel, content) in &setup.files {
             let p = etc.join(rel);
             if let Some(parent) = p.parent() {
@@ -195,6 +237,7 @@ impl Sandbox {
         .arg("bash")
         .arg(dir.join("init.sh"))
         .env("SBX_DIR", &dir)
+        .env("SBX_HOST_RUNTIMES", if setup.host_runtimes { "1" } else { "" })
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log);
@@ -335,12 +378,39 @@ impl Sandbox {
         self.exec(&["cat", &format!("/proc/{pid}/mountinfo")]).ok().stdout
     }
 
+    /// Whether `mount_point` appears in `/proc/<pid>/mountinfo`.
+    pub fn sees_mount(&self, pid: &str, mount_point: &str) -> bool {
+        self.mountinfo(pid)
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(mount_point))
+    }
+
     pub fn mount_ns(&self, pid: &str) -> String {
         self.exec(&["readlink", &format!("/proc/{pid}/ns/mnt")])
             .ok()
             .stdout
             .trim()
             .to_string()
+    }
+
+    /// `mountprop check --json`, parsed.
+    pub fn check_json(&self, config: Option<&str>) -> (i32, serde_json::Value) {
+        let mut args = Vec::new();
+        if let Some(c) = config {
+            args.extend(["--config", c]);
+        }
+        args.extend(["check", "--json"]);
+        let r = self.mountprop(&args);
+        let v = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("check --json: {e}: {r:#?}"));
+        (r.code, v)
+    }
+
+    /// The verdict for `subject` in a JSON report.
+    pub fn verdict<'a>(report: &'a serde_json::Value, subject: &str) -> &'a serde_json::Value {
+        report["verdicts"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["subject"] == subject))
+            .unwrap_or_else(|| panic!("no verdict for {subject}: {report:#}"))
     }
 
     /// The optional fields of the mount on `mount_point` in a mountinfo text (last one wins).

@@ -1,0 +1,111 @@
+//! Scenario 10: the real dockerd from Debian's docker.io, in the node, deciding for itself
+//! whether a `:rshared` / `:rslave` volume can be mounted, and mountprop's verdicts beside it.
+
+mod sandbox;
+
+use std::path::Path;
+
+use sandbox::{Run, Sandbox, Setup};
+
+/// The old package default, as a drop-in that sorts before mountprop's.
+const OLD_DOCKER_DROPIN: &str = "[Service]\nMountFlags=slave\n";
+/// Keep Docker off any network; vfs because overlay on the node's overlayfs is refused.
+const DAEMON_JSON: &str =
+    r#"{"bridge": "none", "iptables": false, "ip-forward": false, "ip-masq": false, "storage-driver": "vfs"}"#;
+const DOCKER: &str = "/usr/bin/docker";
+
+fn run_with_volume(sb: &Sandbox, mode: &str) -> Run {
+    let vol = format!("/var/lib/kubelet:/var/lib/kubelet:{mode}");
+    sb.exec(&[
+        DOCKER,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &vol,
+        "bb:1",
+        "/bin/true",
+    ])
+}
+
+fn verdict_of(sb: &Sandbox, subject: &str) -> (String, String) {
+    let (_, report) = sb.check_json(None);
+    let v = Sandbox::verdict(&report, subject);
+    (
+        v["status"].as_str().unwrap().to_string(),
+        v["detail"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn s10_real_docker_agrees_with_mountprop() {
+    let test = "s10_real_docker_agrees_with_mountprop";
+    let have = Path::new("/usr/sbin/dockerd").exists() && Path::new("/bin/busybox").exists();
+    if !sandbox::require(
+        test,
+        have,
+        "docker.io and busybox-static are not installed (scripts/deps.sh installs them)",
+    ) {
+        return;
+    }
+    let setup = Setup::default()
+        .with_host_runtimes()
+        .etc("docker/daemon.json", DAEMON_JSON)
+        .file("docker.service.d/10-old-docker.conf", OLD_DOCKER_DROPIN)
+        .etc("mountprop/config.toml", "restart = \"always\"\n");
+    let Some(sb) = sandbox::boot(test, setup) else { return };
+    sb.exec(&["systemctl", "start", "docker.service"]).ok();
+    // A one-binary image, made offline.
+    sb.sh(
+        "set -e; r=/var/tmp/rootfs; mkdir -p $r/bin $r/var/lib/kubelet; cp /bin/busybox $r/bin/; \
+         for a in sh true mount cat ls; do ln -s busybox $r/bin/$a; done; \
+         tar -C $r -cf /var/tmp/rootfs.tar . && /usr/bin/docker import /var/tmp/rootfs.tar bb:1 >/dev/null; \
+         mkdir -p /var/lib/kubelet",
+    )
+    .ok();
+    assert_eq!(sb.mount_flags("docker.service"), 524288);
+
+    // (a) `/` private: Docker refuses a Bidirectional volume, and so does mountprop's verdict.
+    let a = run_with_volume(&sb, "rshared");
+    assert_eq!(a.code, 125, "{a:#?}");
+    assert!(
+        a.stderr
+            .contains("path /var/lib/kubelet is mounted on /var but it is not a shared mount"),
+        "{}",
+        a.stderr
+    );
+    let (status, detail) = verdict_of(&sb, "/");
+    assert_eq!(status, "drift");
+    assert!(detail.starts_with("private"), "{detail}");
+
+    // (b) `/` rshared, docker.service still MountFlags=slave: HostToContainer only.
+    sb.exec(&["mount", "--make-rshared", "/"]).ok();
+    sb.exec(&["systemctl", "restart", "docker.service"]).ok();
+    let b = run_with_volume(&sb, "rshared");
+    assert_eq!(b.code, 125, "{b:#?}");
+    assert!(b.stderr.contains("is not a shared mount"), "{}", b.stderr);
+    run_with_volume(&sb, "rslave").ok();
+    assert_eq!(verdict_of(&sb, "/").0, "ok");
+    let (status, detail) = verdict_of(&sb, "docker.service");
+    assert_eq!(status, "drift", "{detail}");
+    assert!(
+        detail.contains("MountFlags=slave (set in /etc/systemd/system/docker.service.d/10-old-docker.conf:2)"),
+        "{detail}"
+    );
+    assert!(detail.contains("only receives from the host"), "{detail}");
+
+    // (c) mountprop apply, restarts allowed: Docker accepts the Bidirectional volume.
+    let apply = sb.mountprop(&["apply"]);
+    assert_eq!(apply.code, 0, "{apply:#?}");
+    assert!(
+        apply.stdout.contains("restart docker.service: done"),
+        "{}",
+        apply.stdout
+    );
+    run_with_volume(&sb, "rshared").ok();
+    assert_eq!(sb.mount_flags("docker.service"), 1048576);
+    let (status, detail) = verdict_of(&sb, "docker.service");
+    assert_eq!(status, "ok", "{detail}");
+    assert!(detail.contains("runs in the host's mount namespace"), "{detail}");
+}

@@ -9,8 +9,11 @@ use std::path::Path;
 
 use sandbox::{OLD_DOCKER, Setup};
 
-/// path → (type, size, mtime) for everything below `dir`, without following symlinks.
-fn tree(dir: &Path, depth: usize, out: &mut BTreeMap<String, (u32, u64, i64)>) {
+/// path → (type, size, mtime), without following symlinks.
+type Tree = BTreeMap<String, (u32, u64, i64)>;
+
+/// Everything below `dir`, `depth` levels down.
+fn tree(dir: &Path, depth: usize, out: &mut Tree) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let p = e.path();
@@ -22,7 +25,8 @@ fn tree(dir: &Path, depth: usize, out: &mut BTreeMap<String, (u32, u64, i64)>) {
     }
 }
 
-fn snapshot() -> (BTreeMap<String, (u32, u64, i64)>, Vec<String>, String) {
+/// Files, /tmp entries, mount table.
+fn snapshot() -> (Tree, Vec<String>, String) {
     let mut files = BTreeMap::new();
     tree(Path::new("/etc"), usize::MAX, &mut files);
     for d in ["/root", "/home", "/srv", "/var/tmp"] {

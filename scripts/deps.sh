@@ -3,7 +3,8 @@
 # it is there already.
 set -euo pipefail
 
-pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps)
+# docker.io and busybox-static: the real-Docker scenario and the demo run the real dockerd.
+pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps docker.io busybox-static iptables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -11,6 +12,12 @@ done
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # Installing is all: no daemon (dockerd, containerd) may start on this host because of it.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

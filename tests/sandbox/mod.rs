@@ -359,6 +359,25 @@ impl Sandbox {
         r.stdout.trim().to_string()
     }
 
+    /// A property of the manager itself, without busctl's type prefix ("252.38-1~deb12u1").
+    pub fn manager_property(&self, prop: &str) -> String {
+        let r = self
+            .exec(&[
+                "busctl",
+                "get-property",
+                "org.freedesktop.systemd1",
+                "/org/freedesktop/systemd1",
+                "org.freedesktop.systemd1.Manager",
+                prop,
+            ])
+            .ok();
+        let v = r.stdout.trim();
+        v.split_once(' ')
+            .map_or(v, |(_, rest)| rest)
+            .trim_matches('"')
+            .to_string()
+    }
+
     pub fn mount_flags(&self, unit: &str) -> u64 {
         let v = self.unit_property(unit, "Service", "MountFlags");
         v.strip_prefix("t ")

@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// The binary under test on the host, and where the node sees it.
 pub const BIN: &str = env!("CARGO_BIN_EXE_mountprop");
+pub const NODE_BIN: &str = "/mnt/harness/mountprop";
 
 /// Forces "required" for a non-root run that should fail instead of skip.
 const REQUIRE_ENV: &str = "MOUNTPROP_REQUIRE_SANDBOX";
@@ -160,6 +162,9 @@ pub fn boot(test: &str, setup: Setup) -> Option<Sandbox> {
 
 const INIT: &str = r#"set -e
 mount -t tmpfs -o mode=755 mountprop-sbx /mnt
+# The binary under test, reachable at a fixed path wherever the checkout is (even under /tmp or
+# /var/tmp, which are covered below).
+mkdir -p /mnt/harness && touch /mnt/harness/mountprop && mount --bind "$SBX_BIN" /mnt/harness/mountprop
 for d in etc var usr root home srv; do
   mkdir -p /mnt/$d-up /mnt/$d-work
   mount -t overlay overlay -o lowerdir=/$d,upperdir=/mnt/$d-up,workdir=/mnt/$d-work /$d
@@ -168,10 +173,6 @@ if [ ! -L /lib ]; then
   mkdir -p /mnt/lib-up /mnt/lib-work
   mount -t overlay overlay -o lowerdir=/lib,upperdir=/mnt/lib-up,workdir=/mnt/lib-work /lib
 fi
-mount -t tmpfs -o mode=1777 sbx-tmp /tmp
-mount -t tmpfs -o mode=1777 sbx-vartmp /var/tmp
-mount -t tmpfs -o mode=755 sbx-run /run
-mkdir -p /run/lock
 S=/etc/systemd/system
 for u in systemd-sysctl.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount \
          systemd-modules-load.service systemd-remount-fs.service systemd-timesyncd.service \
@@ -189,7 +190,12 @@ if [ -z "${SBX_HOST_RUNTIMES:-}" ]; then
   # Or systemd-sysv-generator would make units of their init scripts.
   rm -f /etc/init.d/docker /etc/init.d/containerd /etc/init.d/crio
 fi
+# The test's files, before /tmp and /var/tmp are covered.
 cp -a --remove-destination "$SBX_DIR/etc/." /etc/
+mount -t tmpfs -o mode=1777 sbx-tmp /tmp
+mount -t tmpfs -o mode=1777 sbx-vartmp /var/tmp
+mount -t tmpfs -o mode=755 sbx-run /run
+mkdir -p /run/lock
 exec env container=mountprop-test /lib/systemd/systemd --system --unit=sandbox.target
 "#;
 
@@ -238,6 +244,7 @@ impl Sandbox {
         .arg(dir.join("init.sh"))
         .env("SBX_DIR", &dir)
         .env("SBX_HOST_RUNTIMES", if setup.host_runtimes { "1" } else { "" })
+        .env("SBX_BIN", BIN)
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log);
@@ -308,7 +315,7 @@ impl Sandbox {
 
     /// The mountprop binary under test, run inside the node.
     pub fn mountprop(&self, args: &[&str]) -> Run {
-        let mut v = vec![BIN];
+        let mut v = vec![NODE_BIN];
         v.extend_from_slice(args);
         self.exec(&v)
     }

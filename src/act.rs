@@ -42,6 +42,8 @@ impl Outcome {
 pub struct Host<'a> {
     pub systemd: &'a Systemd,
     pub config: &'a Config,
+    /// Called during long waits (a restart job); false abandons the wait.
+    pub keepalive: &'a dyn Fn() -> bool,
 }
 
 pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
@@ -78,7 +80,7 @@ pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
                 }
             }
             Action::Restart { unit } => after_reload(unit, &failed_units, reload_failed, "restart", || {
-                host.systemd.restart(unit, host.config.restart_timeout)
+                host.systemd.restart(unit, host.config.restart_timeout, host.keepalive)
             }),
             Action::MarkNeedsRestart { unit } => after_reload(unit, &failed_units, reload_failed, "mark", || {
                 host.systemd.mark_needs_restart(unit)

@@ -83,6 +83,36 @@ pub struct PathRule {
     pub remediate: bool,
 }
 
+/// How `mountprop daemon` keeps the node fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaemonConfig {
+    /// Full check (and fix) at least this often.
+    pub interval: Duration,
+    /// How often the propagation of the configured paths is re-read (statmount: microseconds
+    /// each; with only mountinfo to read, at least every 2 s).
+    pub probe_interval: Duration,
+    /// Events within this window are handled by one check.
+    pub debounce: Duration,
+    /// At most this many fixes of one thing within `fix_window`; past that, report instead.
+    pub max_fixes: u32,
+    pub fix_window: Duration,
+    /// Prometheus textfile for node_exporter's textfile collector; none when unset.
+    pub metrics_file: Option<PathBuf>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            probe_interval: Duration::from_millis(250),
+            debounce: Duration::from_millis(100),
+            max_fixes: 3,
+            fix_window: Duration::from_secs(600),
+            metrics_file: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Config {
     /// The file this came from; `None` for built-in defaults.
@@ -94,6 +124,7 @@ pub struct Config {
     pub restart_timeout: Duration,
     pub remediate_paths: bool,
     pub paths: Vec<PathRule>,
+    pub daemon: DaemonConfig,
 }
 
 impl Default for Config {
@@ -111,6 +142,7 @@ impl Default for Config {
                 propagation: Needed::Shared,
                 remediate: true,
             }],
+            daemon: DaemonConfig::default(),
         }
     }
 }
@@ -125,6 +157,18 @@ struct RawConfig {
     restart_timeout_secs: Option<Spanned<u64>>,
     remediate_paths: Option<bool>,
     paths: Option<Vec<RawPath>>,
+    daemon: Option<RawDaemon>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    interval_secs: Option<Spanned<u64>>,
+    probe_interval_ms: Option<Spanned<u64>>,
+    debounce_ms: Option<Spanned<u64>>,
+    max_fixes: Option<Spanned<u32>>,
+    fix_window_secs: Option<Spanned<u64>>,
+    metrics_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -255,6 +299,52 @@ impl Config {
                 }
             }
         }
+        if let Some(d) = raw.daemon {
+            let range = |v: Option<Spanned<u64>>, key: &str, lo: u64, hi: u64| -> Result<Option<u64>, ConfigError> {
+                match v {
+                    None => Ok(None),
+                    Some(v) if (lo..=hi).contains(v.get_ref()) => Ok(Some(v.into_inner())),
+                    Some(v) => Err(err(
+                        Some(v.span()),
+                        format!("daemon.{key}: {} is outside {lo}..={hi}", v.get_ref()),
+                    )),
+                }
+            };
+            if let Some(v) = range(d.interval_secs, "interval_secs", 1, 86_400)? {
+                cfg.daemon.interval = Duration::from_secs(v);
+            }
+            if let Some(v) = range(d.probe_interval_ms, "probe_interval_ms", 10, 600_000)? {
+                cfg.daemon.probe_interval = Duration::from_millis(v);
+            }
+            if let Some(v) = range(d.debounce_ms, "debounce_ms", 0, 60_000)? {
+                cfg.daemon.debounce = Duration::from_millis(v);
+            }
+            if let Some(v) = range(
+                d.max_fixes.map(|v| Spanned::new(v.span(), u64::from(v.into_inner()))),
+                "max_fixes",
+                1,
+                1000,
+            )? {
+                cfg.daemon.max_fixes = v as u32;
+            }
+            if let Some(v) = range(d.fix_window_secs, "fix_window_secs", 1, 86_400)? {
+                cfg.daemon.fix_window = Duration::from_secs(v);
+            }
+            if let Some(f) = d.metrics_file {
+                let span = f.span();
+                let f = f.into_inner();
+                if let Err(why) = check_path(&f) {
+                    return Err(err(Some(span), format!("daemon.metrics_file: {f:?} {why}")));
+                }
+                if !f.ends_with(".prom") {
+                    return Err(err(
+                        Some(span),
+                        format!("daemon.metrics_file: {f:?} must end in .prom (node_exporter reads only those)"),
+                    ));
+                }
+                cfg.daemon.metrics_file = Some(PathBuf::from(f));
+            }
+        }
         Ok(cfg)
     }
 
@@ -372,6 +462,26 @@ pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/conf
 #path = "/"
 #propagation = "shared"
 #remediate = true
+
+# `mountprop daemon` (the mountprop.service):
+#[daemon]
+# Full check, and fix, at least this often; events (mount table, systemd, drop-in files)
+# trigger one sooner.
+#interval_secs = 60
+# How often the propagation of the paths above is re-read, to catch e.g. a
+# `mount --make-private /` (which no event announces): microseconds each with statmount
+# (Linux >= 6.8); with only /proc/self/mountinfo to read, at most every 2 s. Each wake-up also
+# costs the machine's timer overhead (about 0.1 ms of CPU on a small VM), so 250 ms keeps an
+# idle daemon near 0.04 % of a core; lower it for faster reaction.
+#probe_interval_ms = 250
+# Events within this window are handled by one check.
+#debounce_ms = 100
+# Something that keeps undoing a fix: after max_fixes fixes of one thing within
+# fix_window_secs, mountprop stops fixing it, says so, and keeps checking.
+#max_fixes = 3
+#fix_window_secs = 600
+# Prometheus textfile for node_exporter's textfile collector; off unless set, for example
+# to metrics_file = "/var/lib/prometheus/node-exporter/mountprop.prom".
 "#;
 
 #[cfg(test)]
@@ -437,6 +547,30 @@ remediate = true
         assert_eq!(c.paths.len(), 2);
         assert_eq!((c.paths[0].propagation, c.paths[0].remediate), (Needed::Shared, false));
         assert_eq!((c.paths[1].propagation, c.paths[1].remediate), (Needed::Slave, true));
+        assert_eq!(c.daemon, DaemonConfig::default());
+    }
+
+    #[test]
+    fn daemon_keys() {
+        let c = parse("[daemon]\ninterval_secs = 5\nprobe_interval_ms = 50\ndebounce_ms = 0\nmax_fixes = 2\nfix_window_secs = 60\nmetrics_file = \"/var/lib/x/mountprop.prom\"\n").unwrap();
+        assert_eq!(c.daemon.interval, Duration::from_secs(5));
+        assert_eq!(c.daemon.probe_interval, Duration::from_millis(50));
+        assert_eq!(c.daemon.debounce, Duration::ZERO);
+        assert_eq!(c.daemon.max_fixes, 2);
+        assert_eq!(c.daemon.fix_window, Duration::from_secs(60));
+        assert_eq!(
+            c.daemon.metrics_file.as_deref(),
+            Some(Path::new("/var/lib/x/mountprop.prom"))
+        );
+        let e = err("[daemon]\nmax_fixes = 0\n");
+        assert!(
+            e.starts_with("/etc/mountprop/config.toml:2:13: daemon.max_fixes: 0 is outside 1..=1000"),
+            "{e}"
+        );
+        let e = err("[daemon]\nmetrics_file = \"/tmp/x.txt\"\n");
+        assert!(e.contains("must end in .prom"), "{e}");
+        let e = err("[daemon]\nintervall_secs = 5\n");
+        assert!(e.contains(":2:1: unknown field `intervall_secs`"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::act::{self, Host, Outcome};
 use crate::config::Config;
 use crate::observe::{self, Facts, ObserveError};
-use crate::plan::{self, Plan, Status};
+use crate::plan::{self, Action, Plan, Status};
 use crate::systemd::Systemd;
 
 /// A read-only look: facts and what they mean.
@@ -23,8 +23,10 @@ pub fn check(sys: &Systemd, cfg: &Config) -> Result<Checked, ObserveError> {
 pub struct Applied {
     pub before: Checked,
     pub outcomes: Vec<Outcome>,
-    /// `None` for a dry run, or when nothing was done (then `before` still holds).
+    /// The look after acting; `None` for a dry run or when nothing was done.
     pub after: Option<Checked>,
+    /// Set when the look after acting failed (e.g. the bus went away meanwhile).
+    pub verify_error: Option<String>,
 }
 
 impl Applied {
@@ -33,7 +35,7 @@ impl Applied {
     }
 
     pub fn status(&self) -> Status {
-        if self.outcomes.iter().any(Outcome::failed) {
+        if self.verify_error.is_some() || self.outcomes.iter().any(Outcome::failed) {
             return Status::Unknown;
         }
         self.final_plan().status()
@@ -42,25 +44,55 @@ impl Applied {
 
 pub fn apply(sys: &Systemd, cfg: &Config, dry_run: bool) -> Result<Applied, ObserveError> {
     let before = check(sys, cfg)?;
-    if dry_run || before.plan.actions.is_empty() {
+    if dry_run {
         return Ok(Applied {
             before,
             outcomes: Vec::new(),
             after: None,
+            verify_error: None,
         });
+    }
+    let actions = before.plan.actions.clone();
+    Ok(carry_out(sys, cfg, before, &actions, &|| true, &mut || {}))
+}
+
+/// act and verify: runs `actions` (the plan's, or a subset of them) and looks again.
+/// `keepalive` is called during long waits; returning false abandons the wait. `acted` runs
+/// between acting and verifying (the daemon notes the paths' propagation there).
+pub fn carry_out(
+    sys: &Systemd,
+    cfg: &Config,
+    before: Checked,
+    actions: &[Action],
+    keepalive: &dyn Fn() -> bool,
+    acted: &mut dyn FnMut(),
+) -> Applied {
+    if actions.is_empty() {
+        return Applied {
+            before,
+            outcomes: Vec::new(),
+            after: None,
+            verify_error: None,
+        };
     }
     let outcomes = act::act(
         &Host {
             systemd: sys,
             config: cfg,
+            keepalive,
         },
-        &before.plan.actions,
+        actions,
     );
+    acted();
     // Verify: what matters is what systemd and the kernel say now, not what was attempted.
-    let after = check(sys, cfg)?;
-    Ok(Applied {
+    let (after, verify_error) = match check(sys, cfg) {
+        Ok(c) => (Some(c), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    Applied {
         before,
         outcomes,
-        after: Some(after),
-    })
+        after,
+        verify_error,
+    }
 }

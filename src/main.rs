@@ -40,6 +40,11 @@ enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// Run as the mountprop.service daemon: fix at start, then keep the node fixed
+    Daemon,
+    /// What the running daemon last found (/run/mountprop/state.json). Exit 0 compliant,
+    /// 1 not, 2 daemon not running
+    Status(Output),
     /// Validate or print the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -62,7 +67,13 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    mountprop::logging::init(mountprop::logging::level(cli.verbose, cli.quiet));
+    // The daemon says in the journal what it changed; one-shot commands print a report instead.
+    let verbose = if matches!(cli.command, Command::Daemon) {
+        cli.verbose + 1
+    } else {
+        cli.verbose
+    };
+    mountprop::logging::init(mountprop::logging::level(verbose, cli.quiet));
     ExitCode::from(run(cli))
 }
 
@@ -88,6 +99,23 @@ fn run(cli: Cli) -> u8 {
                     0
                 }
                 Err(e) => fail(e),
+            }
+        }
+        Command::Daemon => mountprop::daemon::run(cli.config),
+        Command::Status(out) => {
+            let path = mountprop::state::state_path();
+            match mountprop::state::State::read(&path) {
+                Ok(st) => {
+                    if out.json {
+                        println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+                    } else {
+                        print!("{}", st.human());
+                    }
+                    st.exit_code()
+                }
+                Err(e) => fail(format!(
+                    "{e} (is mountprop.service running? systemctl status mountprop)"
+                )),
             }
         }
         Command::Check(out) => match setup(cli.config.as_deref(), "cannot check") {

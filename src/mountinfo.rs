@@ -62,6 +62,32 @@ impl MountInfo {
         }
     }
 
+    /// The id on the first line of a mountinfo file, read without reading the rest. Two tables
+    /// that start with the same mount belong to one namespace: a mount is in exactly one, and
+    /// its id is unique. Unlike `/proc/<pid>/ns/mnt`, this needs no ptrace access to the process.
+    pub fn first_mount_id(path: &Path) -> Result<Option<u64>, MountInfoError> {
+        let err = |source| MountInfoError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut f = std::fs::File::open(path).map_err(err)?;
+        let mut buf = [0u8; 512];
+        let mut len = 0;
+        while len < buf.len() {
+            let n = f.read(&mut buf[len..]).map_err(err)?;
+            if n == 0 {
+                break;
+            }
+            len += n;
+            if buf[..len].contains(&b' ') {
+                break;
+            }
+        }
+        let head = &buf[..len];
+        let end = head.iter().position(|&b| b == b' ').unwrap_or(head.len());
+        Ok(parse_num(&head[..end]))
+    }
+
     /// Wraps bytes already read; `origin` is only used to name the table in errors.
     pub fn from_bytes(origin: impl Into<PathBuf>, buf: Vec<u8>) -> Self {
         Self {
@@ -715,6 +741,16 @@ mod tests {
             .map(|m| m.as_ref().unwrap().mount_point.to_string())
             .collect();
         assert_eq!(mps, ["/", "/var", "/run/lock"]);
+    }
+
+    #[test]
+    fn first_mount_id_reads_only_the_first_field() {
+        let id = MountInfo::first_mount_id(Path::new("/proc/self/mountinfo"))
+            .unwrap()
+            .unwrap();
+        let t = MountInfo::read_pid(None).unwrap();
+        assert_eq!(Some(id), t.iter().next().map(|m| m.unwrap().id));
+        assert!(MountInfo::first_mount_id(Path::new("/nonexistent")).is_err());
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Gathers what is true now, from systemd, `/proc` and the unit files on disk, into plain data
 //! that [`crate::plan`] can judge without touching anything.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -40,10 +39,11 @@ pub struct SystemdInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HostFacts {
-    /// Mount namespace (nsfs inode) mountprop runs in.
-    pub self_ns: Option<u64>,
-    /// Mount namespace of PID 1: "the host".
-    pub init_ns: Option<u64>,
+    /// Whether mountprop runs in a mount namespace other than PID 1's (`None`: unknown).
+    pub own_namespace: Option<bool>,
+    /// The id of the first mount in the host's table: a process whose table starts with the
+    /// same mount is in the host's namespace.
+    pub first_mount: Option<u64>,
     /// Set when this host is itself a container (systemd leaves `/` private there).
     pub container: Option<String>,
     pub paths: Vec<PathFacts>,
@@ -52,11 +52,8 @@ pub struct HostFacts {
 impl HostFacts {
     /// Whether a mount(2) by mountprop changes the host's mounts.
     pub fn can_remount(&self) -> bool {
-        match (self.self_ns, self.init_ns) {
-            (Some(a), Some(b)) => a == b,
-            // Unknown (no permission to look): mount(2) will tell.
-            _ => true,
-        }
+        // Unknown (no permission to look): mount(2) will tell.
+        self.own_namespace != Some(true)
     }
 }
 
@@ -118,15 +115,16 @@ pub struct UnitFile {
 #[derive(Debug, Clone, Serialize)]
 pub struct RuntimeView {
     pub pid: u32,
-    pub mount_ns: Option<u64>,
     pub same_ns_as_host: bool,
     /// Per configured path: the mount that governs it in the runtime's own table.
     pub paths: Vec<Option<MountSummary>>,
     pub error: Option<String>,
 }
 
-pub fn ns_inode(pid: &str) -> Option<u64> {
-    std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok().map(|m| m.ino())
+fn first_mount(pid: &str) -> Option<u64> {
+    MountInfo::first_mount_id(Path::new(&format!("/proc/{pid}/mountinfo")))
+        .ok()
+        .flatten()
 }
 
 /// Reads everything the planner needs. Fails only when the node cannot be checked at all.
@@ -150,14 +148,18 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
 }
 
 fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(HostFacts, Vec<u8>), ObserveError> {
-    let self_ns = ns_inode("self");
-    let init_ns = ns_inode("1");
+    let own_namespace = match (first_mount("self"), first_mount("1")) {
+        (Some(a), Some(b)) => Some(a != b),
+        _ => None,
+    };
     // If mountprop was started in a namespace of its own, judge the host by PID 1's table.
-    let table = match (self_ns, init_ns) {
-        (Some(a), Some(b)) if a != b => Path::new("/proc/1/mountinfo"),
-        _ => Path::new("/proc/self/mountinfo"),
+    let table = if own_namespace == Some(true) {
+        Path::new("/proc/1/mountinfo")
+    } else {
+        Path::new("/proc/self/mountinfo")
     };
     let info = MountInfo::read_path(table, buf)?;
+    let first = info.iter().next().and_then(Result::ok).map(|m| m.id);
     let paths: Vec<&Path> = cfg.paths.iter().map(|r| r.path.as_path()).collect();
     let found = info.governing_many(&paths)?;
     let mut out = Vec::with_capacity(found.len());
@@ -175,8 +177,8 @@ fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(Hos
     }
     let container = container_kind(virtualization);
     let host = HostFacts {
-        self_ns,
-        init_ns,
+        own_namespace,
+        first_mount: first,
         container,
         paths: out,
     };
@@ -324,11 +326,10 @@ fn read_unit_file(path: &Path, loaded: bool, own: bool) -> UnitFile {
 }
 
 fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u8>) {
-    let mount_ns = ns_inode(&pid.to_string());
-    let same = mount_ns.is_some() && mount_ns == host.init_ns;
+    let first = first_mount(&pid.to_string());
+    let same = first.is_some() && first == host.first_mount;
     let mut view = RuntimeView {
         pid,
-        mount_ns,
         same_ns_as_host: same,
         paths: Vec::new(),
         error: None,
@@ -345,11 +346,6 @@ fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u
             return (view, Vec::new());
         }
     };
-    if mount_ns.is_none() {
-        view.error = Some(format!(
-            "cannot read /proc/{pid}/ns/mnt (mountprop needs root to inspect the runtime)"
-        ));
-    }
     let paths: Vec<&Path> = host.paths.iter().map(|p| p.rule.path.as_path()).collect();
     match info.governing_many(&paths) {
         Ok(found) => view.paths = found.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(),

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, MountFlagsMode, Needed, RestartPolicy};
 use crate::dropin::{self, Choice};
@@ -60,7 +60,7 @@ impl fmt::Display for Action {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Ok,
@@ -93,7 +93,7 @@ impl Status {
 }
 
 /// The file, line and setting to blame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Blame {
     pub file: PathBuf,
     pub line: usize,
@@ -110,14 +110,17 @@ impl From<&MountFlagsSetting> for Blame {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     /// A unit name or a path.
     pub subject: String,
     pub status: Status,
     /// One line a person can act on.
     pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A few words for summaries such as the daemon's STATUS line.
+    #[serde(default)]
+    pub short: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blame: Option<Blame>,
 }
 
@@ -190,6 +193,7 @@ fn plan_paths(host: &HostFacts, p: &mut Plan) {
                 subject: pf.rule.path.display().to_string(),
                 status: Status::Ok,
                 detail: format!("{} ({})", m.propagation, mount_label(m)),
+                short: m.propagation.to_string(),
                 blame: None,
             });
             continue;
@@ -213,6 +217,7 @@ fn plan_paths(host: &HostFacts, p: &mut Plan) {
         p.verdicts.push(Verdict {
             subject: pf.rule.path.display().to_string(),
             status: Status::Drift,
+            short: format!("{}, needs {}", m.propagation, pf.rule.propagation),
             detail,
             blame: None,
         });
@@ -257,6 +262,7 @@ fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, ver
             subject: u.name.clone(),
             status: Status::Ok,
             detail: String::new(),
+            short: String::new(),
             blame: None,
         },
         write: None,
@@ -266,6 +272,7 @@ fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, ver
     };
     let set = |out: &mut UnitPlan, status: Status, detail: String, blame: Option<Blame>| {
         out.verdict.status = status;
+        out.verdict.short = detail.split("; ").next().unwrap_or_default().to_string();
         out.verdict.detail = detail;
         out.verdict.blame = blame;
     };
@@ -418,8 +425,10 @@ fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, ver
     } else {
         None
     };
+    let short_where;
     match &u.runtime {
         None => {
+            short_where = "not running";
             parts.push(format!(
                 "{}, not running: takes effect at its next start",
                 u.props.active_state
@@ -438,16 +447,23 @@ fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, ver
             };
             match effective(rt, host, needs) {
                 Effective::Fine(how) => {
+                    short_where = if rt.same_ns_as_host {
+                        "host namespace"
+                    } else {
+                        "peer namespace"
+                    };
                     parts.push(format!("MainPID {} {how}", rt.pid));
                     if loaded_ok {
                         parts.extend(pin);
                     }
                 }
                 Effective::Unknown(why) => {
+                    short_where = "runtime not inspectable";
                     status = status.max(Status::Unknown);
                     parts.push(format!("cannot inspect MainPID {}: {why}", rt.pid));
                 }
                 Effective::Broken(how) => {
+                    short_where = "restart pending";
                     let todo = restart_or_mark(u, cfg, version, &mut out.then);
                     if loaded_ok {
                         status = Status::RestartPending;
@@ -460,6 +476,7 @@ fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, ver
         }
     }
     set(&mut out, status, parts.join("; "), blame);
+    out.verdict.short = format!("{loaded}, {short_where}");
     out
 }
 

@@ -48,6 +48,8 @@ pub enum SystemdError {
     JobFailed { unit: String, result: String },
     #[error("{unit}: restart did not finish within {secs}s; it may still be running (systemctl list-jobs)")]
     JobTimeout { unit: String, secs: u64 },
+    #[error("{unit}: stopped waiting for the restart job (mountprop is stopping); systemd carries it on")]
+    JobAbandoned { unit: String },
 }
 
 /// Hint for when there is no systemd at all, e.g. an image build or a plain container.
@@ -103,7 +105,7 @@ pub struct Systemd {
 impl Systemd {
     /// Connects to the system bus (`$DBUS_SYSTEM_BUS_ADDRESS`, or the standard socket).
     pub fn connect() -> Result<Self, SystemdError> {
-        let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS").unwrap_or_else(|_| DEFAULT_SYSTEM_BUS.to_string());
+        let address = bus_address();
         let built = zbus::block_on(async {
             zbus::connection::Builder::address(address.as_str())
                 .method_timeout(CALL_TIMEOUT)
@@ -228,8 +230,9 @@ impl Systemd {
         zbus::block_on(self.call::<_, ()>(PATH, MANAGER, "Reload", &())).map_err(|e| self.manager_error("Reload", e))
     }
 
-    /// Restarts `unit` and waits for its job to finish; returns the job's result ("done").
-    pub fn restart(&self, unit: &str, timeout: Duration) -> Result<(), SystemdError> {
+    /// Restarts `unit` and waits for its job to finish with result "done". `keepalive` is
+    /// called every second of the wait; returning false abandons the wait (the job goes on).
+    pub fn restart(&self, unit: &str, timeout: Duration, keepalive: &dyn Fn() -> bool) -> Result<(), SystemdError> {
         let unit_err = |what: &'static str| {
             move |source: zbus::Error| SystemdError::Unit {
                 unit: unit.to_string(),
@@ -237,7 +240,8 @@ impl Systemd {
                 source,
             }
         };
-        let result = zbus::block_on(async {
+        let deadline = std::time::Instant::now() + timeout;
+        zbus::block_on(async {
             // systemd sends JobRemoved to subscribed clients; subscribe and listen before the
             // job exists so its end cannot be missed.
             self.call::<_, ()>(PATH, MANAGER, "Subscribe", &())
@@ -257,40 +261,46 @@ impl Systemd {
                 .call(PATH, MANAGER, "RestartUnit", &(unit, "replace"))
                 .await
                 .map_err(unit_err("RestartUnit"))?;
-            let wait = async {
-                while let Some(msg) = next(&mut stream).await {
-                    let Ok(msg) = msg else { continue };
-                    let Ok((_id, path, _unit, result)) =
-                        msg.body().deserialize::<(u32, OwnedObjectPath, String, String)>()
-                    else {
-                        continue;
-                    };
-                    if path == job {
-                        return Some(result);
-                    }
-                }
-                None
-            };
             let rt = zruntime::SharedRuntime::current().map_err(|e| unit_err("timer")(zbus::Error::from(e)))?;
-            let outcome = rt.timeout(timeout, wait).await;
+            let result = loop {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    break Err(SystemdError::JobTimeout {
+                        unit: unit.to_string(),
+                        secs: timeout.as_secs(),
+                    });
+                }
+                let slice = (deadline - now).min(Duration::from_secs(1));
+                match rt.timeout(slice, next(&mut stream)).await {
+                    Ok(Some(Ok(msg))) => {
+                        if let Ok((_id, path, _unit, result)) =
+                            msg.body().deserialize::<(u32, OwnedObjectPath, String, String)>()
+                            && path == job
+                        {
+                            break if result == "done" {
+                                Ok(())
+                            } else {
+                                Err(SystemdError::JobFailed {
+                                    unit: unit.to_string(),
+                                    result,
+                                })
+                            };
+                        }
+                    }
+                    Ok(Some(Err(_))) => {}
+                    Ok(None) => {
+                        break Err(SystemdError::JobFailed {
+                            unit: unit.to_string(),
+                            result: "bus closed".into(),
+                        });
+                    }
+                    Err(_) if !keepalive() => break Err(SystemdError::JobAbandoned { unit: unit.to_string() }),
+                    Err(_) => {}
+                }
+            };
             let _ = self.call::<_, ()>(PATH, MANAGER, "Unsubscribe", &()).await;
-            Ok::<_, SystemdError>(outcome)
-        })?;
-        match result {
-            Ok(Some(r)) if r == "done" => Ok(()),
-            Ok(Some(r)) => Err(SystemdError::JobFailed {
-                unit: unit.to_string(),
-                result: r,
-            }),
-            Ok(None) => Err(SystemdError::JobFailed {
-                unit: unit.to_string(),
-                result: "bus closed".into(),
-            }),
-            Err(_) => Err(SystemdError::JobTimeout {
-                unit: unit.to_string(),
-                secs: timeout.as_secs(),
-            }),
-        }
+            result
+        })
     }
 
     /// Sets `Markers=needs-restart` on `unit` for this boot only (systemd >= 248), so that
@@ -329,6 +339,25 @@ fn is_no_systemd(e: &zbus::Error) -> bool {
     }
 }
 
+/// `$DBUS_SYSTEM_BUS_ADDRESS`, or the standard system bus socket.
+pub fn bus_address() -> String {
+    std::env::var("DBUS_SYSTEM_BUS_ADDRESS").unwrap_or_else(|_| DEFAULT_SYSTEM_BUS.to_string())
+}
+
+/// A unit's object path: `docker.service` → `/org/freedesktop/systemd1/unit/docker_2eservice`
+/// (every byte that is not a letter or digit, and a leading digit, as `_xx`).
+pub fn unit_object_path(unit: &str) -> String {
+    let mut s = String::from("/org/freedesktop/systemd1/unit/");
+    for (i, b) in unit.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() && !(i == 0 && b.is_ascii_digit()) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("_{b:02x}"));
+        }
+    }
+    s
+}
+
 /// The major version from `Manager.Version` ("252.38-1~deb12u1", "v255", "249 (249.11-0ubuntu3)").
 pub fn parse_version(s: &str) -> Option<u32> {
     let s = s.trim().trim_start_matches(['v', 'V']);
@@ -339,6 +368,22 @@ pub fn parse_version(s: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_paths_escape_like_systemd() {
+        assert_eq!(
+            unit_object_path("docker.service"),
+            "/org/freedesktop/systemd1/unit/docker_2eservice"
+        );
+        assert_eq!(
+            unit_object_path("foo-bar@1.service"),
+            "/org/freedesktop/systemd1/unit/foo_2dbar_401_2eservice"
+        );
+        assert_eq!(
+            unit_object_path("1x.service"),
+            "/org/freedesktop/systemd1/unit/_31x_2eservice"
+        );
+    }
 
     #[test]
     fn versions_as_distributions_print_them() {

@@ -55,8 +55,8 @@ fn facts(version: u32) -> Facts {
             virtualization: String::new(),
         },
         host: HostFacts {
-            self_ns: Some(1),
-            init_ns: Some(1),
+            own_namespace: Some(false),
+            first_mount: Some(27),
             container: None,
             paths: vec![path_facts("/", Needed::Shared, mount(43, "/", shared(1)))],
         },
@@ -126,7 +126,6 @@ fn running(mut u: UnitFacts, view: RuntimeView) -> UnitFacts {
 fn own_ns(pid: u32, root: Propagation) -> RuntimeView {
     RuntimeView {
         pid,
-        mount_ns: Some(99),
         same_ns_as_host: false,
         paths: vec![Some(mount(117, "/", root))],
         error: None,
@@ -136,7 +135,6 @@ fn own_ns(pid: u32, root: Propagation) -> RuntimeView {
 fn host_ns(pid: u32) -> RuntimeView {
     RuntimeView {
         pid,
-        mount_ns: Some(1),
         same_ns_as_host: true,
         paths: vec![Some(mount(43, "/", shared(1)))],
         error: None,
@@ -220,7 +218,7 @@ fn private_root_with_remediation_off_is_only_reported() {
 fn mountprop_in_its_own_namespace_cannot_remount_the_host() {
     let mut f = facts(252);
     f.host.paths[0].mount.propagation = private();
-    f.host.self_ns = Some(2);
+    f.host.own_namespace = Some(true);
     let p = plan(&f, &cfg());
     assert!(verdict(&p, "/").detail.contains("its own mount namespace"));
     assert!(p.actions.is_empty());
@@ -301,6 +299,7 @@ fn absent_and_masked_units_are_skipped_not_failed() {
     let p = plan(&with_units(facts(252), vec![gone, masked]), &cfg());
     assert_eq!(verdict(&p, "docker.service").status, Status::NotInstalled);
     assert_eq!(verdict(&p, "docker.service").detail, "not installed");
+    assert_eq!(verdict(&p, "docker.service").short, "not installed");
     assert_eq!(verdict(&p, "crio.service").status, Status::NotInstalled);
     assert!(p.actions.is_empty());
     assert_eq!(p.status().exit_code(), 0);

@@ -1,0 +1,434 @@
+//! What the daemon knows, kept in /run/mountprop/state.json for people (`mountprop status`) and
+//! tools, and condensed into the one STATUS line that `systemctl status mountprop` shows.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::act::{ActionResult, Outcome};
+use crate::atomicfile::{Dir, FileError};
+use crate::engine::Checked;
+use crate::plan::{Status, Verdict};
+use crate::ratelimit::Suppressed;
+
+pub const STATE_DIR: &str = "/run/mountprop";
+pub const STATE_FILE: &str = "state.json";
+/// How many recent remediations the state keeps.
+const KEEP: usize = 20;
+
+pub fn state_path() -> PathBuf {
+    Path::new(STATE_DIR).join(STATE_FILE)
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bus {
+    pub connected: bool,
+    /// When it connected or was lost.
+    pub since_unix: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remediation {
+    pub unix: u64,
+    pub action: String,
+    pub result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub pid: u32,
+    pub running: bool,
+    pub started_unix: u64,
+    pub config: String,
+    pub status: Status,
+    pub status_line: String,
+    pub checks: u64,
+    pub last_check_unix: Option<u64>,
+    /// What caused the last check: boot, timer, mount table, drop-in files, systemd, config.
+    pub last_trigger: String,
+    pub interval_secs: u64,
+    pub bus: Bus,
+    pub verdicts: Vec<Verdict>,
+    pub notes: Vec<String>,
+    /// Fixes mountprop holds back because something keeps undoing them.
+    pub held_back: Vec<Suppressed>,
+    /// Newest last.
+    pub remediations: Vec<Remediation>,
+    pub remediations_total: u64,
+    /// Why the last check could not finish.
+    pub error: Option<String>,
+    /// A config reload that was rejected; the previous config stays in force.
+    pub config_error: Option<String>,
+    pub unit_mount_flags: BTreeMap<String, u64>,
+    pub path_shared: BTreeMap<String, bool>,
+}
+
+impl State {
+    pub fn new(config: String, interval_secs: u64) -> Self {
+        let now = unix_now();
+        Self {
+            pid: std::process::id(),
+            running: true,
+            started_unix: now,
+            config,
+            status: Status::Unknown,
+            status_line: "starting".into(),
+            checks: 0,
+            last_check_unix: None,
+            last_trigger: String::new(),
+            interval_secs,
+            bus: Bus {
+                connected: false,
+                since_unix: now,
+                error: None,
+            },
+            verdicts: Vec::new(),
+            notes: Vec::new(),
+            held_back: Vec::new(),
+            remediations: Vec::new(),
+            remediations_total: 0,
+            error: None,
+            config_error: None,
+            unit_mount_flags: BTreeMap::new(),
+            path_shared: BTreeMap::new(),
+        }
+    }
+
+    /// Records a finished check: the look after acting, or before if nothing was done.
+    pub fn checked(&mut self, last: &Checked, status: Status, outcomes: &[Outcome], held_back: Vec<Suppressed>) {
+        let now = unix_now();
+        self.checks += 1;
+        self.last_check_unix = Some(now);
+        self.status = status;
+        self.verdicts = last.plan.verdicts.clone();
+        self.notes = last.plan.notes.clone();
+        self.held_back = held_back;
+        self.error = None;
+        self.set_bus(true, None);
+        for o in outcomes {
+            if !matches!(o.result, ActionResult::Unchanged) {
+                let result = match &o.result {
+                    ActionResult::Done => "done".to_string(),
+                    ActionResult::Unchanged => "unchanged".to_string(),
+                    ActionResult::Skipped(w) => format!("skipped: {w}"),
+                    ActionResult::Failed(w) => format!("FAILED: {w}"),
+                };
+                if matches!(o.result, ActionResult::Done) {
+                    self.remediations_total += 1;
+                }
+                self.remediations.push(Remediation {
+                    unix: now,
+                    action: o.description.clone(),
+                    result,
+                });
+            }
+        }
+        let excess = self.remediations.len().saturating_sub(KEEP);
+        self.remediations.drain(..excess);
+        self.unit_mount_flags = last
+            .facts
+            .units
+            .iter()
+            .filter_map(|u| u.props.mount_flags.map(|f| (u.name.clone(), f)))
+            .collect();
+        self.path_shared = last
+            .facts
+            .host
+            .paths
+            .iter()
+            .map(|p| (p.rule.path.display().to_string(), p.mount.propagation.is_shared()))
+            .collect();
+        self.status_line = self.compose_status_line();
+    }
+
+    /// Records a check that could not run; the last verdicts stay as they were.
+    pub fn failed(&mut self, error: String, bus_lost: bool) {
+        self.last_check_unix = Some(unix_now());
+        self.checks += 1;
+        self.status = Status::Unknown;
+        if bus_lost {
+            self.set_bus(false, Some(error.clone()));
+        }
+        self.error = Some(error);
+        self.status_line = self.compose_status_line();
+    }
+
+    pub fn set_bus(&mut self, connected: bool, error: Option<String>) {
+        if self.bus.connected != connected || self.bus.error.is_some() != error.is_some() {
+            self.bus.since_unix = unix_now();
+        }
+        self.bus.connected = connected;
+        self.bus.error = error;
+    }
+
+    pub fn set_config_error(&mut self, e: Option<String>) {
+        self.config_error = e;
+        self.status_line = self.compose_status_line();
+    }
+
+    /// One line a person can act on.
+    pub fn compose_status_line(&self) -> String {
+        let mut line = if let (false, Some(e)) = (self.bus.connected, &self.bus.error) {
+            format!(
+                "NO BUS since {}: {e}; retrying; last verdicts kept",
+                clock(self.bus.since_unix)
+            )
+        } else if let Some(e) = &self.error {
+            format!("ERROR: {e}")
+        } else if let Some(h) = self.held_back.first() {
+            format!(
+                "REVERTED: something keeps reverting {} ({} fixes in a row); not fixing it again for {} s, still checking",
+                h.target, h.fixes, h.retry_in_secs
+            )
+        } else {
+            self.verdict_summary()
+        };
+        if let Some(e) = &self.config_error {
+            let _ = write!(line, " | config reload rejected, previous config in force: {e}");
+        }
+        line
+    }
+
+    fn verdict_summary(&self) -> String {
+        let effective = |v: &Verdict| {
+            if v.status == Status::NotInstalled {
+                Status::Ok
+            } else {
+                v.status
+            }
+        };
+        let worst = self.verdicts.iter().map(effective).max().unwrap_or(Status::Ok);
+        if worst == Status::Ok {
+            let parts: Vec<String> = self
+                .verdicts
+                .iter()
+                .map(|v| match v.status {
+                    Status::NotInstalled => format!("{} absent", v.subject),
+                    _ => format!("{} {}", v.subject, v.short),
+                })
+                .collect();
+            return format!("ok: {}; next check {}s", parts.join("; "), self.interval_secs);
+        }
+        let bad: Vec<&Verdict> = self.verdicts.iter().filter(|v| effective(v) == worst).collect();
+        let label = match worst {
+            Status::RestartPending => "PENDING",
+            Status::Drift => "DRIFT",
+            _ => "UNKNOWN",
+        };
+        let first = bad[0];
+        let more = if bad.len() > 1 {
+            format!(" (+{} more)", bad.len() - 1)
+        } else {
+            String::new()
+        };
+        format!("{label}: {} {}{more}", first.subject, first.detail)
+    }
+
+    pub fn write(&self) -> Result<(), FileError> {
+        let dir = Dir::open(Path::new(STATE_DIR), Some(0o755))?;
+        let json = serde_json::to_vec_pretty(self).unwrap_or_default();
+        dir.write_atomic(STATE_FILE, &json, false)
+    }
+
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a mountprop state file: {e}", path.display()))
+    }
+
+    /// Whether the daemon that wrote this is still running.
+    pub fn daemon_alive(&self) -> bool {
+        self.running
+            && std::fs::read_to_string(format!("/proc/{}/comm", self.pid)).is_ok_and(|c| c.trim() == "mountprop")
+    }
+
+    /// What `mountprop status` prints.
+    pub fn human(&self) -> String {
+        let now = unix_now();
+        let mut s = String::new();
+        let alive = self.daemon_alive();
+        if alive {
+            let _ = writeln!(
+                s,
+                "mountprop daemon: running (pid {}), up {}; config: {}",
+                self.pid,
+                ago(now.saturating_sub(self.started_unix)),
+                self.config
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "mountprop daemon: NOT RUNNING (last seen as pid {}); what it last knew:",
+                self.pid
+            );
+        }
+        let last = self
+            .last_check_unix
+            .map_or("never".to_string(), |t| format!("{} ago", ago(now.saturating_sub(t))));
+        let bus = if self.bus.connected {
+            "connected".to_string()
+        } else {
+            format!("LOST since {}", clock(self.bus.since_unix))
+        };
+        let _ = writeln!(
+            s,
+            "last check: {last} ({}); {} checks; D-Bus {bus}",
+            self.last_trigger, self.checks
+        );
+        let _ = writeln!(s, "status: {}", self.status_line);
+        let w = self.verdicts.iter().map(|v| v.subject.len()).max().unwrap_or(0).max(7);
+        for v in &self.verdicts {
+            let _ = writeln!(s, "  {:w$}  {:7}  {}", v.subject, v.status.label(), v.detail);
+        }
+        for h in &self.held_back {
+            let _ = writeln!(
+                s,
+                "  held back: {} ({} fixes; retry in {} s)",
+                h.target, h.fixes, h.retry_in_secs
+            );
+        }
+        if !self.remediations.is_empty() {
+            let _ = writeln!(s, "recent remediations ({} since start):", self.remediations_total);
+            for r in self.remediations.iter().rev().take(10) {
+                let _ = writeln!(
+                    s,
+                    "  {} ago  {}: {}",
+                    ago(now.saturating_sub(r.unix)),
+                    r.action,
+                    r.result
+                );
+            }
+        }
+        s
+    }
+
+    /// `mountprop status` exit code: the verdicts' code, 2 when the daemon is not running.
+    pub fn exit_code(&self) -> u8 {
+        if !self.daemon_alive() {
+            return 2;
+        }
+        if self.held_back.is_empty() {
+            self.status.exit_code()
+        } else {
+            1
+        }
+    }
+}
+
+/// "12 s", "3 min", "2 h 5 min", "4 d".
+pub fn ago(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86400 => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+        _ => format!("{} d", secs / 86400),
+    }
+}
+
+/// UTC wall-clock time of day, enough to match a journal line.
+fn clock(unix: u64) -> String {
+    let t = unix % 86400;
+    format!("{:02}:{:02}:{:02} UTC", t / 3600, t % 3600 / 60, t % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(subject: &str, status: Status, short: &str, detail: &str) -> Verdict {
+        Verdict {
+            subject: subject.into(),
+            status,
+            detail: detail.into(),
+            short: short.into(),
+            blame: None,
+        }
+    }
+
+    #[test]
+    fn status_line_when_all_is_well() {
+        let mut s = State::new("cfg".into(), 60);
+        s.bus.connected = true;
+        s.verdicts = vec![
+            v("/", Status::Ok, "shared:1", "shared:1 (mount 43 on /, ext4)"),
+            v("docker.service", Status::Ok, "MountFlags=shared, host namespace", "..."),
+            v("crio.service", Status::NotInstalled, "not installed", "not installed"),
+        ];
+        assert_eq!(
+            s.compose_status_line(),
+            "ok: / shared:1; docker.service MountFlags=shared, host namespace; crio.service absent; next check 60s"
+        );
+    }
+
+    #[test]
+    fn status_line_names_the_worst_thing_first() {
+        let mut s = State::new("cfg".into(), 60);
+        s.bus.connected = true;
+        s.verdicts = vec![
+            v("/", Status::Ok, "shared:1", "shared:1"),
+            v(
+                "docker.service",
+                Status::Drift,
+                "x",
+                "overridden by /etc/systemd/system/docker.service.d/zz-site.conf:3 (MountFlags=slave)",
+            ),
+            v("containerd.service", Status::RestartPending, "y", "restart pending"),
+            v("crio.service", Status::Drift, "z", "MountFlags=slave"),
+        ];
+        assert_eq!(
+            s.compose_status_line(),
+            "DRIFT: docker.service overridden by /etc/systemd/system/docker.service.d/zz-site.conf:3 (MountFlags=slave) (+1 more)"
+        );
+        s.held_back = vec![Suppressed {
+            target: "/etc/systemd/system/docker.service.d/90-mountprop.conf".into(),
+            fixes: 3,
+            retry_in_secs: 590,
+        }];
+        assert!(s.compose_status_line().starts_with(
+            "REVERTED: something keeps reverting /etc/systemd/system/docker.service.d/90-mountprop.conf (3 fixes"
+        ));
+        s.set_config_error(Some("/etc/mountprop/config.toml:2:11: unknown variant".into()));
+        assert!(s.status_line.ends_with(
+            "| config reload rejected, previous config in force: /etc/mountprop/config.toml:2:11: unknown variant"
+        ));
+    }
+
+    #[test]
+    fn a_lost_bus_keeps_the_last_verdicts() {
+        let mut s = State::new("cfg".into(), 60);
+        s.verdicts = vec![v("/", Status::Ok, "shared:1", "shared:1")];
+        s.failed("no system bus at /run/dbus/system_bus_socket".into(), true);
+        assert!(!s.bus.connected);
+        assert_eq!(s.verdicts.len(), 1);
+        assert!(s.status_line.starts_with("NO BUS since "), "{}", s.status_line);
+        assert!(
+            s.status_line
+                .contains("no system bus at /run/dbus/system_bus_socket; retrying")
+        );
+    }
+
+    #[test]
+    fn round_trips_as_json() {
+        let mut s = State::new("cfg".into(), 60);
+        s.verdicts = vec![v("/", Status::Ok, "shared:1", "shared:1")];
+        let json = serde_json::to_string(&s).unwrap();
+        let back: State = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(ago(5), "5 s");
+        assert_eq!(ago(125), "2 min");
+        assert_eq!(ago(7500), "2 h 5 min");
+        assert_eq!(ago(200000), "2 d");
+        assert_eq!(clock(3661), "01:01:01 UTC");
+    }
+}

@@ -360,3 +360,33 @@ fn d7_watchdog_is_fed_while_idle() {
     assert_eq!(prop(&sb, "NRestarts"), "0");
     assert!(!journal(&sb).contains("Watchdog timeout"));
 }
+
+/// No system bus at all at start: the first round fails, the daemon still becomes ready (a
+/// broken node must not hold the boot up), says why, and does not crash-loop.
+#[test]
+fn d8_ready_without_a_bus_and_no_crash_loop() {
+    let Some(sb) = sandbox::boot("d8", Setup::default()) else {
+        return;
+    };
+    // Install the unit only now, with the bus gone, so nothing pulls dbus back in.
+    sb.exec(&["systemctl", "stop", "dbus.socket", "dbus.service"]).ok();
+    sb.exec(&["systemctl", "mask", "--runtime", "dbus.socket", "dbus.service"])
+        .ok();
+    sb.write("/etc/systemd/system/mountprop.service", &unit());
+    sb.exec(&["systemctl", "daemon-reload"]).ok();
+    sb.exec(&["systemctl", "start", "mountprop.service"]).ok();
+    assert_eq!(
+        prop(&sb, "ActiveState"),
+        "active",
+        "ready despite the failed first round"
+    );
+    let st = status_text(&sb);
+    assert!(
+        st.starts_with("NO BUS since ") && st.contains("no system bus at /run/dbus/system_bus_socket"),
+        "{st}"
+    );
+    let pid = prop(&sb, "MainPID");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(prop(&sb, "MainPID"), pid);
+    assert_eq!(prop(&sb, "NRestarts"), "0");
+}

@@ -242,11 +242,7 @@ impl Systemd {
         };
         let deadline = std::time::Instant::now() + timeout;
         zbus::block_on(async {
-            // systemd sends JobRemoved to subscribed clients; subscribe and listen before the
-            // job exists so its end cannot be missed.
-            self.call::<_, ()>(PATH, MANAGER, "Subscribe", &())
-                .await
-                .map_err(unit_err("Subscribe"))?;
+            // Listen before the job exists, so its end cannot be missed.
             let rule = MatchRule::builder()
                 .msg_type(MsgType::Signal)
                 .sender(DEST)
@@ -254,9 +250,9 @@ impl Systemd {
                 .member("JobRemoved")
                 .build()
                 .map_err(unit_err("match JobRemoved"))?;
-            let mut stream = MessageStream::for_match_rule(rule, &self.conn, None)
+            let mut stream = subscribed(&self.conn, rule)
                 .await
-                .map_err(unit_err("match JobRemoved"))?;
+                .map_err(unit_err("subscribe to JobRemoved"))?;
             let job: OwnedObjectPath = self
                 .call(PATH, MANAGER, "RestartUnit", &(unit, "replace"))
                 .await
@@ -318,8 +314,18 @@ impl Systemd {
     }
 }
 
-async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+/// The next item of a stream (zbus's streams, without pulling in a futures crate).
+pub async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
     std::future::poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
+}
+
+/// A stream of systemd's signals matching `rule`. The match is in place before `Subscribe`
+/// (systemd sends unit and job signals only to subscribed clients), so nothing is missed.
+pub async fn subscribed(conn: &Connection, rule: MatchRule<'_>) -> zbus::Result<MessageStream> {
+    let stream = MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(256)).await?;
+    conn.call_method(Some(DEST), PATH, Some(MANAGER), "Subscribe", &())
+        .await?;
+    Ok(stream)
 }
 
 /// The innermost error's words: "No such file or directory (os error 2)" rather than zbus's

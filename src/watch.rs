@@ -6,7 +6,6 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -207,17 +206,9 @@ async fn listen_once(units: &Mutex<Vec<String>>, wake: &OwnedFd) -> zbus::Result
         .msg_type(MsgType::Signal)
         .sender("org.freedesktop.systemd1")
         .build()?;
-    let mut stream = zbus::MessageStream::for_match_rule(rule, &conn, std::num::NonZeroUsize::new(256)).await?;
-    conn.call_method(
-        Some("org.freedesktop.systemd1"),
-        "/org/freedesktop/systemd1",
-        Some("org.freedesktop.systemd1.Manager"),
-        "Subscribe",
-        &(),
-    )
-    .await?;
+    let mut stream = crate::systemd::subscribed(&conn, rule).await?;
     let _ = write(wake, &[EV_BUS_BACK]);
-    while let Some(msg) = std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut stream), cx)).await {
+    while let Some(msg) = crate::systemd::next(&mut stream).await {
         let msg = msg?;
         let watched = units.lock().map(|u| u.clone()).unwrap_or_default();
         if relevant(&msg, &watched) {

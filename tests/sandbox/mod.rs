@@ -547,20 +547,9 @@ impl ReloadCounter {
                     .interface("org.freedesktop.systemd1.Manager")
                     .member("Reloading")
                     .build()?;
-                let mut stream = zbus::MessageStream::for_match_rule(rule, &conn, None).await?;
-                conn.call_method(
-                    Some("org.freedesktop.systemd1"),
-                    "/org/freedesktop/systemd1",
-                    Some("org.freedesktop.systemd1.Manager"),
-                    "Subscribe",
-                    &(),
-                )
-                .await?;
+                let mut stream = mountprop::systemd::subscribed(&conn, rule).await?;
                 let _ = ready_tx.send(());
-                while let Some(msg) =
-                    std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx))
-                        .await
-                {
+                while let Some(msg) = mountprop::systemd::next(&mut stream).await {
                     if let Ok(m) = msg
                         && m.body().deserialize::<bool>().unwrap_or(false)
                     {

@@ -38,13 +38,22 @@ impl Outcome {
     }
 }
 
-/// Where actions take effect: a live host through systemd.
+/// What mountprop looks at and changes: a running node through its systemd, or an image tree
+/// (nothing running, nothing mounted; every write stays below the tree's root).
+#[derive(Clone, Copy)]
+pub enum Node<'a> {
+    Live(&'a Systemd),
+    Image(&'a Path),
+}
+
 pub struct Host<'a> {
-    pub systemd: &'a Systemd,
+    pub node: Node<'a>,
     pub config: &'a Config,
     /// Called during long waits (a restart job); false abandons the wait.
     pub keepalive: &'a dyn Fn() -> bool,
 }
+
+const NOT_IN_IMAGE: &str = "image tree: no running systemd";
 
 pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
     let mut out: Vec<Outcome> = Vec::with_capacity(actions.len());
@@ -53,9 +62,12 @@ pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
     let mut reload_failed = false;
     for action in actions {
         let result = match action {
-            Action::MakeShared { mount_point, for_paths } => make_shared(mount_point, for_paths),
+            Action::MakeShared { mount_point, for_paths } => match host.node {
+                Node::Live(_) => make_shared(mount_point, for_paths),
+                Node::Image(_) => ActionResult::Skipped("image tree: nothing is mounted".into()),
+            },
             Action::WriteDropIn { unit, path, content } => {
-                let r = write_dropin(path, content);
+                let r = write_dropin(host.node, path, content);
                 match &r {
                     ActionResult::Failed(_) | ActionResult::Skipped(_) => failed_units.push(unit),
                     ActionResult::Done | ActionResult::Unchanged => {}
@@ -65,8 +77,8 @@ pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
             Action::Reload { units } => {
                 if !units.is_empty() && units.iter().all(|u| failed_units.contains(&u.as_str())) {
                     ActionResult::Skipped("no drop-in was written".into())
-                } else {
-                    match host.systemd.reload() {
+                } else if let Node::Live(systemd) = host.node {
+                    match systemd.reload() {
                         Ok(()) => {
                             tracing::info!(ACTION = "reload", "reloaded systemd");
                             ActionResult::Done
@@ -77,14 +89,23 @@ pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
                             ActionResult::Failed(e.to_string())
                         }
                     }
+                } else {
+                    ActionResult::Skipped(NOT_IN_IMAGE.into())
                 }
             }
-            Action::Restart { unit } => after_reload(unit, &failed_units, reload_failed, "restart", || {
-                host.systemd.restart(unit, host.config.restart_timeout, host.keepalive)
-            }),
-            Action::MarkNeedsRestart { unit } => after_reload(unit, &failed_units, reload_failed, "mark", || {
-                host.systemd.mark_needs_restart(unit)
-            }),
+            Action::Restart { unit } => match host.node {
+                Node::Live(systemd) => after_reload(unit, &failed_units, reload_failed, "restart", || {
+                    systemd.restart(unit, host.config.restart_timeout, host.keepalive)
+                }),
+                Node::Image(_) => ActionResult::Skipped(NOT_IN_IMAGE.into()),
+            },
+            Action::MarkNeedsRestart { unit } => match host.node {
+                Node::Live(systemd) => after_reload(unit, &failed_units, reload_failed, "mark", || {
+                    systemd.mark_needs_restart(unit)
+                }),
+                Node::Image(_) => ActionResult::Skipped(NOT_IN_IMAGE.into()),
+            },
+            Action::Enable { dir, name, target } => enable(host.node, dir, name, target),
         };
         out.push(Outcome {
             description: action.to_string(),
@@ -138,7 +159,30 @@ fn make_shared(mount_point: &Path, for_paths: &[std::path::PathBuf]) -> ActionRe
     }
 }
 
-fn write_dropin(path: &Path, content: &str) -> ActionResult {
+/// Opens (creating) the directory `dir` on `node`: below an image's root without following any
+/// symlink on the way, on a live node as the path says.
+fn open_dir(node: Node<'_>, dir: &Path) -> Result<Dir, crate::atomicfile::FileError> {
+    match node {
+        Node::Live(_) => Dir::open(dir, Some(0o755)),
+        Node::Image(root) => Dir::open_beneath(root, dir.strip_prefix(root).unwrap_or(dir), true),
+    }
+}
+
+/// Image trees: the `.wants` symlink `systemctl --root enable` makes.
+fn enable(node: Node<'_>, dir: &Path, name: &str, target: &Path) -> ActionResult {
+    if let Node::Live(_) = node {
+        return ActionResult::Skipped("live node: use systemctl enable".into());
+    }
+    match open_dir(node, dir).and_then(|d| d.symlink_atomic(name, target)) {
+        Ok(()) => {
+            tracing::info!(PATH = %dir.join(name).display(), ACTION = "enable", "enabled {name}");
+            ActionResult::Done
+        }
+        Err(e) => ActionResult::Failed(e.to_string()),
+    }
+}
+
+fn write_dropin(node: Node<'_>, path: &Path, content: &str) -> ActionResult {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return ActionResult::Failed(format!("{}: not a drop-in path", path.display()));
     };
@@ -146,7 +190,7 @@ fn write_dropin(path: &Path, content: &str) -> ActionResult {
         tracing::error!(PATH = %path.display(), ACTION = "write-dropin", "{msg}");
         ActionResult::Failed(msg)
     };
-    let d = match Dir::open(dir, Some(0o755)) {
+    let d = match open_dir(node, dir) {
         Ok(d) => d,
         Err(e) => return fail(e.to_string()),
     };

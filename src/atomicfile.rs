@@ -112,6 +112,94 @@ impl Dir {
         })
     }
 
+    /// Opens `root`/`rel` walking one component at a time from `root`, refusing a symlink at
+    /// every step (an image tree's `etc -> /etc` must not lead a write onto the host), and
+    /// creating missing directories 0755 when `create` is set.
+    pub fn open_beneath(root: &Path, rel: &Path, create: bool) -> Result<Self, FileError> {
+        let mut fd =
+            nix::fcntl::open(root, DIR_FLAGS, Mode::empty()).map_err(|e| FileError::io("open directory", root, e))?;
+        let mut path = root.to_path_buf();
+        let mut created = false;
+        for comp in rel.components() {
+            let std::path::Component::Normal(name) = comp else {
+                return Err(FileError::WrongType {
+                    path: root.join(rel),
+                    expected: "plain relative path",
+                });
+            };
+            path.push(name);
+            let next = match openat(fd.as_fd(), name, DIR_FLAGS, Mode::empty()) {
+                Ok(f) => {
+                    created = false;
+                    f
+                }
+                Err(Errno::ENOENT) if create => {
+                    match mkdirat(fd.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+                        Ok(()) => created = true,
+                        Err(Errno::EEXIST) => created = false,
+                        Err(e) => return Err(FileError::io("create directory", &path, e)),
+                    }
+                    let f = openat(fd.as_fd(), name, DIR_FLAGS, Mode::empty())
+                        .map_err(|e| classify_dir_error(&fd, name, &path, e))?;
+                    if created {
+                        fchmod(f.as_fd(), Mode::from_bits_truncate(0o755))
+                            .map_err(|e| FileError::io("chmod", &path, e))?;
+                    }
+                    f
+                }
+                Err(e) => return Err(classify_dir_error(&fd, name, &path, e)),
+            };
+            fd = next;
+        }
+        Ok(Self { fd, path, created })
+    }
+
+    /// Creates or replaces the symlink `name` → `target`, atomically; refuses to replace
+    /// anything that is not a symlink.
+    pub fn symlink_atomic(&self, name: &str, target: &Path) -> Result<(), FileError> {
+        let link = self.path.join(name);
+        match nix::sys::stat::fstatat(self.fd.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if !is_type(&st, SFlag::S_IFLNK) => {
+                return Err(FileError::WrongType {
+                    path: link,
+                    expected: "symlink (left alone)",
+                });
+            }
+            Ok(_) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(FileError::io("stat", &link, e)),
+        }
+        let tmp = temp_name(name, std::process::id());
+        let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        nix::unistd::symlinkat(target, self.fd.as_fd(), tmp.as_str())
+            .map_err(|e| FileError::io("create symlink", &link, e))?;
+        if let Err(e) = renameat2(
+            self.fd.as_fd(),
+            tmp.as_str(),
+            self.fd.as_fd(),
+            name,
+            RenameFlags::empty(),
+        ) {
+            let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(FileError::io("rename into place", &link, e));
+        }
+        fsync(self.fd.as_fd()).map_err(|e| FileError::io("fsync directory", &self.path, e))
+    }
+
+    /// The names in this directory (one level, no `.`/`..`).
+    pub fn names(&self) -> Vec<String> {
+        let Ok(dup) = self.fd.try_clone() else {
+            return Vec::new();
+        };
+        let Ok(mut dir) = nix::dir::Dir::from_fd(dup) else {
+            return Vec::new();
+        };
+        dir.iter()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
+            .filter(|n| n != "." && n != "..")
+            .collect()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -386,6 +474,54 @@ mod tests {
         );
         assert_eq!(parse_temp_name(b".90-m.conf.42.tmp", "90-m.conf"), None);
         assert!(!temp_name("a.conf", 1).ends_with(".conf"));
+    }
+
+    #[test]
+    fn open_beneath_refuses_a_symlink_anywhere_on_the_way() {
+        let t = TempDir::new("beneath");
+        let root = t.0.join("img");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let outside = t.0.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        symlink(&outside, root.join("etc/systemd")).unwrap();
+        let e = Dir::open_beneath(&root, Path::new("etc/systemd/system/x.service.d"), true)
+            .err()
+            .unwrap();
+        assert!(matches!(e, FileError::Symlink { .. }), "{e}");
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing created outside the root"
+        );
+        std::fs::remove_file(root.join("etc/systemd")).unwrap();
+        let d = Dir::open_beneath(&root, Path::new("etc/systemd/system/x.service.d"), true).unwrap();
+        d.write_atomic("a.conf", b"x", true).unwrap();
+        assert!(root.join("etc/systemd/system/x.service.d/a.conf").is_file());
+        assert!(Dir::open_beneath(&root, Path::new("../x"), true).is_err());
+    }
+
+    #[test]
+    fn symlinks_are_made_atomically_and_never_over_a_file() {
+        let t = TempDir::new("symlink");
+        let d = Dir::open(&t.0, None).unwrap();
+        d.symlink_atomic("m.service", Path::new("/lib/systemd/system/m.service"))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_link(t.0.join("m.service")).unwrap(),
+            Path::new("/lib/systemd/system/m.service")
+        );
+        d.symlink_atomic("m.service", Path::new("/usr/lib/systemd/system/m.service"))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_link(t.0.join("m.service")).unwrap(),
+            Path::new("/usr/lib/systemd/system/m.service")
+        );
+        std::fs::write(t.0.join("f.service"), "real").unwrap();
+        assert!(d.symlink_atomic("f.service", Path::new("/x")).is_err());
+        assert_eq!(std::fs::read(t.0.join("f.service")).unwrap(), b"real");
+        let mut names = d.names();
+        names.sort();
+        assert_eq!(names, ["f.service", "m.service"]);
     }
 
     #[test]

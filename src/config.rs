@@ -117,6 +117,8 @@ impl Default for DaemonConfig {
 pub struct Config {
     /// The file this came from; `None` for built-in defaults.
     pub source: Option<PathBuf>,
+    /// Where a config was looked for (named in messages when there was none).
+    pub looked_at: PathBuf,
     pub units: Vec<String>,
     pub mount_flags: MountFlagsMode,
     pub dropin_name: String,
@@ -131,6 +133,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             source: None,
+            looked_at: PathBuf::from(DEFAULT_PATH),
             units: DEFAULT_UNITS.iter().map(|s| s.to_string()).collect(),
             mount_flags: MountFlagsMode::Auto,
             dropin_name: DEFAULT_DROPIN_NAME.to_string(),
@@ -222,6 +225,7 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_string()))?;
         let mut cfg = Config {
             source: Some(origin.to_path_buf()),
+            looked_at: origin.to_path_buf(),
             ..Config::default()
         };
         if let Some(units) = raw.units {
@@ -352,7 +356,7 @@ impl Config {
     pub fn origin(&self) -> String {
         match &self.source {
             Some(p) => p.display().to_string(),
-            None => format!("built-in defaults ({DEFAULT_PATH} absent)"),
+            None => format!("built-in defaults ({} absent)", self.looked_at.display()),
         }
     }
 }

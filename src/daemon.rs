@@ -232,7 +232,7 @@ impl Daemon {
         let interval = self.cfg.daemon.interval;
         match sys {
             Err(e) => self.failed(now, e.to_string(), true),
-            Ok(sys) => match engine::check(&sys, &self.cfg) {
+            Ok(sys) => match engine::check(engine::Node::Live(&sys), &self.cfg) {
                 Err(e) => {
                     let bus = matches!(e, ObserveError::Systemd(_));
                     if !bus {
@@ -272,7 +272,14 @@ impl Daemon {
                             !stop.load(Ordering::SeqCst)
                         };
                         let mut acted = || signature = self.probe();
-                        let a = engine::carry_out(&sys, &self.cfg, before, &allowed, &keepalive, &mut acted);
+                        let a = engine::carry_out(
+                            engine::Node::Live(&sys),
+                            &self.cfg,
+                            before,
+                            &allowed,
+                            &keepalive,
+                            &mut acted,
+                        );
                         self.next_watchdog = next.get();
                         a
                     };

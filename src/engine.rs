@@ -1,11 +1,11 @@
 //! observe → plan → act → verify: the one engine that `check`, `apply` and (later) the daemon
 //! and the offline mode drive.
 
+pub use crate::act::Node;
 use crate::act::{self, Host, Outcome};
 use crate::config::Config;
 use crate::observe::{self, Facts, ObserveError};
 use crate::plan::{self, Action, Plan, Status};
-use crate::systemd::Systemd;
 
 /// A read-only look: facts and what they mean.
 pub struct Checked {
@@ -13,8 +13,11 @@ pub struct Checked {
     pub plan: Plan,
 }
 
-pub fn check(sys: &Systemd, cfg: &Config) -> Result<Checked, ObserveError> {
-    let facts = observe::observe(sys, cfg)?;
+pub fn check(node: Node<'_>, cfg: &Config) -> Result<Checked, ObserveError> {
+    let facts = match node {
+        Node::Live(sys) => observe::observe(sys, cfg)?,
+        Node::Image(root) => observe::observe_image(root, cfg),
+    };
     let plan = plan::plan(&facts, cfg);
     Ok(Checked { facts, plan })
 }
@@ -42,8 +45,8 @@ impl Applied {
     }
 }
 
-pub fn apply(sys: &Systemd, cfg: &Config, dry_run: bool) -> Result<Applied, ObserveError> {
-    let before = check(sys, cfg)?;
+pub fn apply(node: Node<'_>, cfg: &Config, dry_run: bool) -> Result<Applied, ObserveError> {
+    let before = check(node, cfg)?;
     if dry_run {
         return Ok(Applied {
             before,
@@ -53,14 +56,14 @@ pub fn apply(sys: &Systemd, cfg: &Config, dry_run: bool) -> Result<Applied, Obse
         });
     }
     let actions = before.plan.actions.clone();
-    Ok(carry_out(sys, cfg, before, &actions, &|| true, &mut || {}))
+    Ok(carry_out(node, cfg, before, &actions, &|| true, &mut || {}))
 }
 
 /// act and verify: runs `actions` (the plan's, or a subset of them) and looks again.
 /// `keepalive` is called during long waits; returning false abandons the wait. `acted` runs
 /// between acting and verifying (the daemon notes the paths' propagation there).
 pub fn carry_out(
-    sys: &Systemd,
+    node: Node<'_>,
     cfg: &Config,
     before: Checked,
     actions: &[Action],
@@ -77,7 +80,7 @@ pub fn carry_out(
     }
     let outcomes = act::act(
         &Host {
-            systemd: sys,
+            node,
             config: cfg,
             keepalive,
         },
@@ -85,7 +88,7 @@ pub fn carry_out(
     );
     acted();
     // Verify: what matters is what systemd and the kernel say now, not what was attempted.
-    let (after, verify_error) = match check(sys, cfg) {
+    let (after, verify_error) = match check(node, cfg) {
         Ok(c) => (Some(c), None),
         Err(e) => (None, Some(e.to_string())),
     };

@@ -1,6 +1,6 @@
 //! The `mountprop` command: thin drivers over the engine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use mountprop::config::{self, Config};
 use mountprop::engine;
 use mountprop::report::Report;
+use mountprop::revert;
 use mountprop::systemd::Systemd;
 
 /// Keeps mount propagation working for Kubernetes mountPropagation: checks and fixes the
@@ -31,14 +32,26 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Report what is wrong; changes nothing. Exit 0 compliant, 1 drift, 2 could not check.
-    Check(Output),
+    Check {
+        #[command(flatten)]
+        root: Root,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Fix what can be fixed, then check again. Exit 0 compliant, 1 still not, 2 error.
     Apply {
         /// Print what would be done and touch nothing
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
+        root: Root,
+        #[command(flatten)]
         output: Output,
+    },
+    /// Remove the drop-ins mountprop wrote (only those) and reload systemd once.
+    Revert {
+        #[command(flatten)]
+        root: Root,
     },
     /// Run as the mountprop.service daemon: fix at start, then keep the node fixed
     Daemon,
@@ -48,6 +61,14 @@ enum Command {
     /// Validate or print the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Args)]
+struct Root {
+    /// Work on the image tree at DIR (no running systemd, nothing mounted): unit files are
+    /// read and drop-ins written below DIR only. The config defaults to DIR/etc/mountprop/config.toml
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -118,28 +139,81 @@ fn run(cli: Cli) -> u8 {
                 )),
             }
         }
-        Command::Check(out) => match setup(cli.config.as_deref(), "cannot check") {
-            Ok((cfg, sys)) => match engine::check(&sys, &cfg) {
-                Ok(c) => emit(&Report::for_check(&c, cfg.origin()), out.json),
-                Err(e) => fail(format!("cannot check: {e}")),
-            },
-            Err(code) => code,
-        },
-        Command::Apply { dry_run, output } => match setup(cli.config.as_deref(), "nothing changed") {
-            Ok((cfg, sys)) => match engine::apply(&sys, &cfg, dry_run) {
-                Ok(a) => emit(&Report::for_apply(&a, cfg.origin(), dry_run), output.json),
-                Err(e) => fail(format!("nothing changed: {e}")),
-            },
-            Err(code) => code,
-        },
+        Command::Check { root, output } => {
+            let cfg = match load_config(cli.config.as_deref(), root.root.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            with_node(root.root.as_deref(), "cannot check", |node| {
+                match engine::check(node, &cfg) {
+                    Ok(c) => emit(&Report::for_check(&c, cfg.origin()), output.json),
+                    Err(e) => fail(format!("cannot check: {e}")),
+                }
+            })
+        }
+        Command::Apply { dry_run, root, output } => {
+            let cfg = match load_config(cli.config.as_deref(), root.root.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            with_node(root.root.as_deref(), "nothing changed", |node| {
+                match engine::apply(node, &cfg, dry_run) {
+                    Ok(a) => emit(&Report::for_apply(&a, cfg.origin(), dry_run), output.json),
+                    Err(e) => fail(format!("nothing changed: {e}")),
+                }
+            })
+        }
+        Command::Revert { root } => {
+            let cfg = match load_config(cli.config.as_deref(), root.root.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let sys;
+            let target = match root.root.as_deref() {
+                Some(dir) => revert::Target::Image(dir),
+                None => {
+                    sys = Systemd::connect();
+                    revert::Target::Live(sys.as_ref().map_err(|e| format!("no running systemd to reload ({e})")))
+                }
+            };
+            let r = revert::revert(target, &cfg);
+            print!("{}", r.human());
+            if r.errors.is_empty() { 0 } else { 2 }
+        }
     }
 }
 
-/// The config, then the bus: a bad config is reported before anything is contacted.
-fn setup(config: Option<&std::path::Path>, context: &str) -> Result<(Config, Systemd), u8> {
-    let cfg = Config::load(config).map_err(fail)?;
-    let sys = Systemd::connect().map_err(|e| fail(format!("{context}: {e}")))?;
-    Ok((cfg, sys))
+/// The config: --config, else the image's own (DIR/etc/mountprop/config.toml) with --root, else
+/// /etc/mountprop/config.toml. A bad config is reported before anything is contacted.
+fn load_config(explicit: Option<&Path>, root: Option<&Path>) -> Result<Config, u8> {
+    let result = match (explicit, root) {
+        (Some(f), _) => Config::load(Some(f)),
+        (None, Some(dir)) => {
+            let f = dir.join(config::DEFAULT_PATH.trim_start_matches('/'));
+            if f.exists() {
+                Config::load(Some(&f))
+            } else {
+                Ok(Config {
+                    looked_at: f,
+                    ..Config::default()
+                })
+            }
+        }
+        (None, None) => Config::load(None),
+    };
+    result.map_err(fail)
+}
+
+/// Runs `f` on the image tree at `root`, or on the live node through the system bus.
+fn with_node(root: Option<&Path>, context: &str, f: impl FnOnce(engine::Node<'_>) -> u8) -> u8 {
+    match root {
+        Some(dir) if !dir.is_dir() => fail(format!("{context}: {} is not a directory", dir.display())),
+        Some(dir) => f(engine::Node::Image(dir)),
+        None => match Systemd::connect() {
+            Ok(sys) => f(engine::Node::Live(&sys)),
+            Err(e) => fail(format!("{context}: {e}")),
+        },
+    }
 }
 
 fn emit(r: &Report<'_>, json: bool) -> u8 {

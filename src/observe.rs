@@ -27,6 +27,14 @@ pub struct Facts {
     pub systemd: SystemdInfo,
     pub host: HostFacts,
     pub units: Vec<UnitFacts>,
+    /// Set when the facts come from an image tree (`--root`), not a running node.
+    pub image: Option<ImageFacts>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageFacts {
+    pub root: PathBuf,
+    pub service: crate::image::ServiceInstall,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,7 +152,70 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         buf = b;
         units.push(u);
     }
-    Ok(Facts { systemd, host, units })
+    Ok(Facts {
+        systemd,
+        host,
+        units,
+        image: None,
+    })
+}
+
+/// Reads an image tree at `root` the way its systemd will when it boots. Nothing is mounted in
+/// a tree, so paths are not judged here; the node's daemon does that at boot.
+pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
+    let found = crate::image::systemd_version(root);
+    let systemd = SystemdInfo {
+        version: found.as_ref().map(|(v, _)| *v),
+        version_string: match &found {
+            Some((v, lib)) => format!("{v} (from {})", lib.display()),
+            None => format!("unknown (no libsystemd-shared-*.so under {})", root.display()),
+        },
+        virtualization: String::new(),
+    };
+    let host = HostFacts {
+        own_namespace: None,
+        first_mount: None,
+        container: None,
+        paths: Vec::new(),
+    };
+    let units = cfg
+        .units
+        .iter()
+        .map(|name| {
+            let dir = dropin::dir_for(root, name);
+            let own = OwnDropIn {
+                state: read_own_beneath(root, &dir, &cfg.dropin_name),
+                path: dir.join(&cfg.dropin_name),
+            };
+            let found = crate::image::unit(root, name, &own);
+            UnitFacts {
+                name: name.clone(),
+                props: found.props,
+                own,
+                files: found.files,
+                runtime: None,
+            }
+        })
+        .collect();
+    Facts {
+        systemd,
+        host,
+        units,
+        image: Some(ImageFacts {
+            root: root.to_path_buf(),
+            service: crate::image::service_install(root),
+        }),
+    }
+}
+
+/// [`read_own`], but walking from `root` without following any symlink on the way.
+fn read_own_beneath(root: &Path, dir: &Path, name: &str) -> OwnState {
+    let rel = dir.strip_prefix(root).unwrap_or(dir);
+    match Dir::open_beneath(root, rel, false) {
+        Ok(d) => own_state(&d, dir, name),
+        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => OwnState::Missing,
+        Err(e) => OwnState::Refused(e.to_string()),
+    }
 }
 
 fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(HostFacts, Vec<u8>), ObserveError> {
@@ -250,11 +321,14 @@ fn observe_unit(
 }
 
 fn read_own(dir: &Path, name: &str) -> OwnState {
-    let d = match Dir::open(dir, None) {
-        Ok(d) => d,
-        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return OwnState::Missing,
-        Err(e) => return OwnState::Refused(e.to_string()),
-    };
+    match Dir::open(dir, None) {
+        Ok(d) => own_state(&d, dir, name),
+        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => OwnState::Missing,
+        Err(e) => OwnState::Refused(e.to_string()),
+    }
+}
+
+fn own_state(d: &Dir, dir: &Path, name: &str) -> OwnState {
     match d.read(name) {
         Ok(Entry::Missing) => OwnState::Missing,
         Ok(Entry::File(bytes)) if dropin::is_ours(&bytes) => {
@@ -275,8 +349,9 @@ fn read_own(dir: &Path, name: &str) -> OwnState {
 fn unit_files(root: &Path, name: &str, props: &UnitProps, own: &OwnDropIn) -> Vec<UnitFile> {
     let mut dropins: Vec<PathBuf> = props.dropin_paths.clone();
     dropins.push(own.path.clone());
-    for dir in unitfile::dropin_dirs(root, name) {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+    let dirs = unitfile::dropin_dirs(root, name);
+    for dir in &dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else { continue };
         for e in rd.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "conf") {
@@ -288,7 +363,7 @@ fn unit_files(root: &Path, name: &str, props: &UnitProps, own: &OwnDropIn) -> Ve
     if let Some(f) = &props.fragment_path {
         out.push(read_unit_file(f, true, false));
     }
-    for p in unitfile::order_dropins(dropins) {
+    for p in unitfile::order_dropins(&dirs, dropins) {
         let is_own = p == own.path;
         let loaded = props.dropin_paths.contains(&p);
         if is_own && own.state == OwnState::Missing {

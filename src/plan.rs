@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, MountFlagsMode, Needed, RestartPolicy};
 use crate::dropin::{self, Choice};
+use crate::image::WantsLink;
 use crate::mountinfo::MountSummary;
-use crate::observe::{Facts, HostFacts, OwnState, PathFacts, RuntimeView, UnitFacts};
+use crate::observe::{Facts, HostFacts, ImageFacts, OwnState, PathFacts, RuntimeView, UnitFacts};
 use crate::unitfile::{MountFlags, MountFlagsSetting};
 
 /// systemd gained unit markers (`systemctl reload-or-restart --marked`) in 248.
@@ -38,6 +39,12 @@ pub enum Action {
     MarkNeedsRestart {
         unit: String,
     },
+    /// Image trees: the `.wants` link `systemctl --root DIR enable` would make.
+    Enable {
+        dir: PathBuf,
+        name: String,
+        target: PathBuf,
+    },
 }
 
 impl fmt::Display for Action {
@@ -56,6 +63,14 @@ impl fmt::Display for Action {
                 f,
                 "mark {unit} needs-restart (for systemctl reload-or-restart --marked)"
             ),
+            Action::Enable { dir, name, target } => {
+                write!(
+                    f,
+                    "enable {name} (link {} -> {})",
+                    dir.join(name).display(),
+                    target.display()
+                )
+            }
         }
     }
 }
@@ -162,11 +177,19 @@ pub fn plan(facts: &Facts, cfg: &Config) -> Plan {
         ));
     }
     plan_paths(&facts.host, &mut p);
+    let image = facts.image.is_some();
+    if let Some(img) = &facts.image {
+        p.notes.push(format!(
+            "image tree {}: paths are not checked (nothing is mounted in a tree); the node's daemon checks them at boot",
+            img.root.display()
+        ));
+        plan_service(img, &mut p);
+    }
     let choice = dropin::choose(cfg.mount_flags, version);
     let mut reload_for = Vec::new();
     let mut after_reload = Vec::new();
     for u in &facts.units {
-        let up = plan_unit(u, &facts.host, cfg, &choice, version);
+        let up = plan_unit(u, &facts.host, cfg, &choice, version, image);
         if up.reload {
             reload_for.push(u.name.clone());
         }
@@ -256,7 +279,53 @@ struct UnitPlan {
     notes: Vec<String>,
 }
 
-fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, version: Option<u32>) -> UnitPlan {
+/// mountprop.service in an image tree: installed, and enabled as `systemctl enable` would.
+fn plan_service(img: &ImageFacts, p: &mut Plan) {
+    let svc = &img.service;
+    let (status, detail) = match &svc.fragment {
+        None => (
+            Status::Drift,
+            "not installed in the image: install the mountprop package into it (or its unit file), then run apply --root again".to_string(),
+        ),
+        Some(_) if svc.links.is_empty() => (Status::Drift, "its unit file has no [Install] WantedBy=, so it cannot be enabled".to_string()),
+        Some(target) => {
+            let missing: Vec<&WantsLink> = svc.links.iter().filter(|l| l.target.is_none()).collect();
+            for l in &missing {
+                p.actions.push(Action::Enable {
+                    dir: img.root.join(&l.dir),
+                    name: svc.unit.clone(),
+                    target: target.clone(),
+                });
+            }
+            let wants: Vec<String> = svc.links.iter().map(|l| l.dir.display().to_string()).collect();
+            if missing.is_empty() {
+                (Status::Ok, format!("enabled ({})", wants.join(", ")))
+            } else {
+                (Status::Drift, "installed but not enabled; apply enables it as systemctl --root would".to_string())
+            }
+        }
+    };
+    p.verdicts.push(Verdict {
+        subject: svc.unit.clone(),
+        status,
+        short: if status == Status::Ok {
+            "enabled".into()
+        } else {
+            "not enabled".into()
+        },
+        detail,
+        blame: None,
+    });
+}
+
+fn plan_unit(
+    u: &UnitFacts,
+    host: &HostFacts,
+    cfg: &Config,
+    choice: &Choice,
+    version: Option<u32>,
+    image: bool,
+) -> UnitPlan {
     let mut out = UnitPlan {
         verdict: Verdict {
             subject: u.name.clone(),
@@ -278,6 +347,37 @@ fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, ver
     };
     match u.props.load_state.as_str() {
         "loaded" => {}
+        // An image may get the runtime later: its drop-in is written ahead.
+        "not-found" if image => {
+            let desired = dropin::render(choice);
+            let (status, detail) = match &u.own.state {
+                OwnState::Ours(c) if *c == desired => (
+                    Status::NotInstalled,
+                    "not installed in the image; mountprop's drop-in is in place ahead".to_string(),
+                ),
+                OwnState::Missing | OwnState::Ours(_) => {
+                    out.write = Some(Action::WriteDropIn {
+                        unit: u.name.clone(),
+                        path: u.own.path.clone(),
+                        content: desired,
+                    });
+                    (
+                        Status::NotInstalled,
+                        "not installed in the image; apply writes mountprop's drop-in ahead".to_string(),
+                    )
+                }
+                OwnState::Foreign => (
+                    Status::Drift,
+                    format!(
+                        "{} exists and was not written by mountprop; left alone",
+                        u.own.path.display()
+                    ),
+                ),
+                OwnState::Refused(why) => (Status::Drift, format!("cannot write its drop-in: {why}")),
+            };
+            set(&mut out, status, detail, None);
+            return out;
+        }
         "not-found" => {
             set(&mut out, Status::NotInstalled, "not installed".into(), None);
             return out;
@@ -363,9 +463,11 @@ fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, ver
 
     let own_loaded = u.props.dropin_paths.contains(&u.own.path);
     let own_on_disk = own_after.is_some();
-    out.reload = will_write
-        || (own_on_disk && !own_loaded)
-        || (u.props.need_daemon_reload && loaded != predicted_value && predicted_ok);
+    // An image tree has no running systemd to reload.
+    out.reload = !image
+        && (will_write
+            || (own_on_disk && !own_loaded)
+            || (u.props.need_daemon_reload && loaded != predicted_value && predicted_ok));
     if u.props.need_daemon_reload && !out.reload {
         out.notes.push(format!("{}: unit files changed on disk since systemd loaded them (NeedDaemonReload); mountprop leaves that reload to you", u.name));
     }
@@ -410,10 +512,10 @@ fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, ver
     if !loaded_ok {
         status = Status::Drift;
         let from = loaded_blame.map_or(String::new(), |s| format!(" (set in {}:{})", s.path.display(), s.line));
-        let fix = if will_write {
-            "apply writes mountprop's drop-in and reloads"
-        } else {
-            "drop-in in place, waiting for daemon-reload"
+        let fix = match (will_write, image) {
+            (true, true) => "apply writes mountprop's drop-in",
+            (true, false) => "apply writes mountprop's drop-in and reloads",
+            (false, _) => "drop-in in place, waiting for daemon-reload",
         };
         parts.push(format!("{loaded}{from}; {fix}"));
         blame = loaded_blame.map(Blame::from);
@@ -427,6 +529,13 @@ fn plan_unit(u: &UnitFacts, host: &HostFacts, cfg: &Config, choice: &Choice, ver
     };
     let short_where;
     match &u.runtime {
+        None if image => {
+            short_where = "image";
+            parts.push("takes effect when the image boots".to_string());
+            if loaded_ok {
+                parts.extend(pin);
+            }
+        }
         None => {
             short_where = "not running";
             parts.push(format!(

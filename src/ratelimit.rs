@@ -14,7 +14,7 @@ pub fn target_of(action: &Action) -> Option<String> {
         Action::MakeShared { mount_point, .. } => Some(format!("propagation of {}", mount_point.display())),
         Action::WriteDropIn { path, .. } => Some(path.display().to_string()),
         Action::Restart { unit } => Some(format!("restart of {unit}")),
-        Action::Reload { .. } | Action::MarkNeedsRestart { .. } => None,
+        Action::Reload { .. } | Action::MarkNeedsRestart { .. } | Action::Enable { .. } => None,
     }
 }
 

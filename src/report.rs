@@ -1,5 +1,6 @@
 //! What `check` and `apply` print: a table for people, JSON for machines.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -27,6 +28,17 @@ pub struct Report<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions: Option<&'a [Outcome]>,
     pub notes: &'a [String],
+    /// `MountFlags` of each loaded unit: what systemd reports on a live node, what systemd will
+    /// load in an image tree (0 unset, 1048576 shared, 524288 slave, 262144 private).
+    pub mount_flags: BTreeMap<&'a str, u64>,
+}
+
+fn mount_flags(c: &Checked) -> BTreeMap<&str, u64> {
+    c.facts
+        .units
+        .iter()
+        .filter_map(|u| u.props.mount_flags.map(|f| (u.name.as_str(), f)))
+        .collect()
 }
 
 impl<'a> Report<'a> {
@@ -43,6 +55,7 @@ impl<'a> Report<'a> {
             planned: Some(&c.plan.actions),
             actions: None,
             notes: &c.plan.notes,
+            mount_flags: mount_flags(c),
         }
     }
 
@@ -66,6 +79,7 @@ impl<'a> Report<'a> {
             planned,
             actions,
             notes: &last.plan.notes,
+            mount_flags: mount_flags(last),
         }
     }
 

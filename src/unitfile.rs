@@ -207,23 +207,19 @@ pub const SYSTEM_UNIT_PATH: &[&str] = &[
     "/run/systemd/generator.late",
 ];
 
-fn dir_priority(dropin: &Path) -> usize {
-    // The drop-in lives in <unit dir>/<name>.d/<file>.
-    let unit_dir = dropin.parent().and_then(Path::parent);
-    unit_dir
-        .and_then(|d| SYSTEM_UNIT_PATH.iter().position(|p| Path::new(p) == d))
-        .unwrap_or(SYSTEM_UNIT_PATH.len())
-}
-
-/// Orders drop-in files the way systemd applies them: by file name; of two with the same name,
-/// only the one in the higher-priority directory counts. Duplicates of one path are merged.
-pub fn order_dropins<I: IntoIterator<Item = PathBuf>>(paths: I) -> Vec<PathBuf> {
+/// Orders drop-in files the way systemd applies them: of two with the same file name, only the
+/// one whose directory comes first in `dirs` (as [`dropin_dirs`] lists them) counts; the rest are
+/// applied sorted by file name. A file in a directory not in `dirs` ranks last.
+pub fn order_dropins<I: IntoIterator<Item = PathBuf>>(dirs: &[PathBuf], files: I) -> Vec<PathBuf> {
     let mut by_name: BTreeMap<Vec<u8>, (usize, PathBuf)> = BTreeMap::new();
-    for p in paths {
+    for p in files {
         let Some(name) = p.file_name().map(|n| n.as_bytes().to_vec()) else {
             continue;
         };
-        let prio = dir_priority(&p);
+        let prio = p
+            .parent()
+            .and_then(|d| dirs.iter().position(|x| x == d))
+            .unwrap_or(dirs.len());
         match by_name.get(&name) {
             Some((have, _)) if *have <= prio => {}
             _ => {
@@ -234,31 +230,60 @@ pub fn order_dropins<I: IntoIterator<Item = PathBuf>>(paths: I) -> Vec<PathBuf> 
     by_name.into_values().map(|(_, p)| p).collect()
 }
 
-/// The `<unit>.d` directories systemd 252 reads for `unit` under `root` (`/` on a live
-/// system), highest priority first. Template (`foo@.service.d`) and prefix (`foo-.service.d`)
-/// directories and the type-wide `service.d` count as well, after the unit's own name.
+/// The `.d` directories systemd 252 reads for `unit` under `root` (`/` on a live system), in its
+/// order of precedence: for each unit directory in turn, the unit's own `<name>.d`, its
+/// template's (`foo@.service.d`), and its dash prefixes' (`foo-bar-.service.d`, `foo-.service.d`);
+/// then the type-wide `service.d` in each unit directory, last and most generic.
 pub fn dropin_dirs(root: &Path, unit: &str) -> Vec<PathBuf> {
-    let mut names = vec![format!("{unit}.d")];
-    if let Some((base, suffix)) = unit.rsplit_once('.') {
-        if let Some((prefix, _instance)) = base.split_once('@') {
-            names.push(format!("{prefix}@.{suffix}.d"));
-        }
-        // Each dash-separated prefix: foo-bar-baz.service -> foo-bar-.service.d, foo-.service.d.
-        let stem = base.split('@').next().unwrap_or(base);
-        let mut cut = stem.len();
-        while let Some(i) = stem[..cut].rfind('-') {
-            names.push(format!("{}-.{suffix}.d", &stem[..i]));
-            cut = i;
-        }
-        names.push(format!("{suffix}.d"));
-    }
     let mut dirs = Vec::new();
-    for name in &names {
+    for base in SYSTEM_UNIT_PATH {
+        let base = root.join(base.trim_start_matches('/'));
+        for name in name_variants(unit) {
+            dirs.push(base.join(format!("{name}.d")));
+        }
+    }
+    if let Some((_, kind)) = unit.rsplit_once('.') {
         for base in SYSTEM_UNIT_PATH {
-            dirs.push(root.join(base.trim_start_matches('/')).join(name));
+            dirs.push(root.join(base.trim_start_matches('/')).join(format!("{kind}.d")));
         }
     }
     dirs
+}
+
+/// `name`, then its template and prefix names, in the order systemd searches them.
+fn name_variants(name: &str) -> Vec<String> {
+    let mut out = vec![name.to_string()];
+    let Some((base, kind)) = name.rsplit_once('.') else {
+        return out;
+    };
+    let (stem, instance) = match base.split_once('@') {
+        Some((stem, inst)) if !inst.is_empty() => (stem, Some(inst)),
+        Some((stem, _)) => (stem, None),
+        None => (base, None),
+    };
+    if instance.is_some() {
+        out.extend(name_variants(&format!("{stem}@.{kind}")));
+    }
+    // The nearest dash prefix; a trailing dash is chopped once ("foo-bar-" → "foo-").
+    let mut prefix = stem;
+    let mut chopped = false;
+    let prefix = loop {
+        let Some(dash) = prefix.rfind('-') else { return out };
+        if dash == 0 {
+            return out;
+        }
+        if dash + 1 < prefix.len() || chopped {
+            break &prefix[..=dash];
+        }
+        prefix = &prefix[..dash];
+        chopped = true;
+    };
+    let built = match instance {
+        Some(inst) => format!("{prefix}@{inst}.{kind}"),
+        None => format!("{prefix}.{kind}"),
+    };
+    out.extend(name_variants(&built));
+    out
 }
 
 /// The last accepted `MountFlags=` over files applied in order: the setting systemd ends with.
@@ -341,18 +366,25 @@ mod tests {
 
     #[test]
     fn dropins_sort_by_name_and_higher_dirs_hide_lower() {
-        let got = order_dropins([
-            p("/usr/lib/systemd/system/docker.service.d/zz-vendor.conf"),
-            p("/etc/systemd/system/docker.service.d/90-mountprop.conf"),
-            p("/run/systemd/system/docker.service.d/50-x.conf"),
-            p("/usr/lib/systemd/system/docker.service.d/50-x.conf"),
-            p("/etc/systemd/system/docker.service.d/50-x.conf"),
-            p("/etc/systemd/system/docker.service.d/90-mountprop.conf"),
-            p("/run/systemd/transient/docker.service.d/10-t.conf"),
-        ]);
+        let dirs = dropin_dirs(Path::new("/"), "docker.service");
+        let got = order_dropins(
+            &dirs,
+            [
+                p("/usr/lib/systemd/system/docker.service.d/zz-vendor.conf"),
+                p("/etc/systemd/system/docker.service.d/90-mountprop.conf"),
+                p("/run/systemd/system/docker.service.d/50-x.conf"),
+                p("/usr/lib/systemd/system/docker.service.d/50-x.conf"),
+                p("/etc/systemd/system/docker.service.d/50-x.conf"),
+                p("/etc/systemd/system/docker.service.d/90-mountprop.conf"),
+                p("/run/systemd/transient/docker.service.d/10-t.conf"),
+                p("/etc/systemd/system/service.d/10-t.conf"),
+                p("/etc/systemd/system/service.d/05-all.conf"),
+            ],
+        );
         assert_eq!(
             got,
             [
+                p("/etc/systemd/system/service.d/05-all.conf"),
                 p("/run/systemd/transient/docker.service.d/10-t.conf"),
                 p("/etc/systemd/system/docker.service.d/50-x.conf"),
                 p("/etc/systemd/system/docker.service.d/90-mountprop.conf"),
@@ -362,24 +394,46 @@ mod tests {
     }
 
     #[test]
-    fn dropin_dirs_cover_name_template_prefix_and_type() {
-        let d = dropin_dirs(Path::new("/img"), "foo-bar@x.service");
-        let names: Vec<_> = d
-            .iter()
-            .filter(|p| p.starts_with("/img/etc/systemd/system"))
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+    fn name_variants_follow_systemd() {
+        assert_eq!(name_variants("docker.service"), ["docker.service"]);
         assert_eq!(
-            names,
+            name_variants("foo-bar-waldo.service"),
+            ["foo-bar-waldo.service", "foo-bar-.service", "foo-.service"]
+        );
+        assert_eq!(
+            name_variants("foo-bar@x.service"),
             [
-                "foo-bar@x.service.d",
-                "foo-bar@.service.d",
-                "foo-.service.d",
-                "service.d"
+                "foo-bar@x.service",
+                "foo-bar@.service",
+                "foo-.service",
+                "foo-@x.service",
+                "foo-@.service"
             ]
         );
-        assert_eq!(d.len(), 4 * SYSTEM_UNIT_PATH.len());
-        assert_eq!(d[0], p("/img/etc/systemd/system.control/foo-bar@x.service.d"));
+        assert_eq!(name_variants("-foo.service"), ["-foo.service"]);
+    }
+
+    #[test]
+    fn dropin_dirs_are_unit_directory_major_with_the_type_dir_last() {
+        let d = dropin_dirs(Path::new("/img"), "foo-bar.service");
+        assert_eq!(d[0], p("/img/etc/systemd/system.control/foo-bar.service.d"));
+        assert_eq!(d[1], p("/img/etc/systemd/system.control/foo-.service.d"));
+        assert_eq!(d[2], p("/img/run/systemd/system.control/foo-bar.service.d"));
+        assert_eq!(d.len(), 3 * SYSTEM_UNIT_PATH.len());
+        assert_eq!(
+            d[2 * SYSTEM_UNIT_PATH.len()],
+            p("/img/etc/systemd/system.control/service.d")
+        );
+        // A prefix dir in /etc outranks the unit's own dir in /usr/lib.
+        let etc_prefix = d
+            .iter()
+            .position(|x| x == Path::new("/img/etc/systemd/system/foo-.service.d"))
+            .unwrap();
+        let usr_own = d
+            .iter()
+            .position(|x| x == Path::new("/img/usr/lib/systemd/system/foo-bar.service.d"))
+            .unwrap();
+        assert!(etc_prefix < usr_own);
     }
 
     #[test]

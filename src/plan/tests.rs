@@ -61,6 +61,28 @@ fn facts(version: u32) -> Facts {
             paths: vec![path_facts("/", Needed::Shared, mount(43, "/", shared(1)))],
         },
         units: Vec::new(),
+        image: None,
+    }
+}
+
+fn image(service: crate::image::ServiceInstall) -> Facts {
+    let mut f = facts(252);
+    f.host.paths.clear();
+    f.image = Some(crate::observe::ImageFacts {
+        root: "/img".into(),
+        service,
+    });
+    f
+}
+
+fn installed(enabled: bool) -> crate::image::ServiceInstall {
+    crate::image::ServiceInstall {
+        unit: "mountprop.service".into(),
+        fragment: Some("/lib/systemd/system/mountprop.service".into()),
+        links: vec![crate::image::WantsLink {
+            dir: "etc/systemd/system/multi-user.target.wants".into(),
+            target: enabled.then(|| "/lib/systemd/system/mountprop.service".into()),
+        }],
     }
 }
 
@@ -166,6 +188,7 @@ fn kinds(p: &Plan) -> Vec<&'static str> {
             Action::Reload { .. } => "reload",
             Action::Restart { .. } => "restart",
             Action::MarkNeedsRestart { .. } => "mark",
+            Action::Enable { .. } => "enable",
         })
         .collect()
 }
@@ -702,4 +725,68 @@ fn several_units_share_one_reload_and_actions_come_in_order() {
             units: vec!["docker.service".into(), "containerd.service".into()]
         }
     );
+}
+
+// ---- image trees (--root) ----
+
+#[test]
+fn image_writes_without_a_reload_and_enables_the_service() {
+    let f = with_units(image(installed(false)), vec![old_docker()]);
+    let p = plan(&f, &cfg());
+    assert_eq!(kinds(&p), ["enable", "write"]);
+    assert_eq!(
+        p.actions[0],
+        Action::Enable {
+            dir: "/img/etc/systemd/system/multi-user.target.wants".into(),
+            name: "mountprop.service".into(),
+            target: "/lib/systemd/system/mountprop.service".into(),
+        }
+    );
+    assert_eq!(verdict(&p, "mountprop.service").status, Status::Drift);
+    assert!(p.notes.iter().any(|n| n.contains("paths are not checked")));
+    // Once enabled and written: nothing to do.
+    let mut u = old_docker();
+    let text = dropin::render(&dropin::choose(MountFlagsMode::Auto, Some(252)));
+    u.own.state = OwnState::Ours(text.clone());
+    u.files[1] = file(OWN, &text, true);
+    u.props.dropin_paths = vec![OWN.into()];
+    u.props.mount_flags = Some(MS_SHARED);
+    let p = plan(&with_units(image(installed(true)), vec![u]), &cfg());
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(verdict(&p, "mountprop.service").status, Status::Ok);
+    assert_eq!(p.status(), Status::Ok);
+}
+
+#[test]
+fn image_writes_ahead_for_a_runtime_not_yet_installed() {
+    let mut gone = old_docker();
+    gone.props = UnitProps {
+        load_state: "not-found".into(),
+        ..Default::default()
+    };
+    gone.files.clear();
+    let p = plan(&with_units(image(installed(true)), vec![gone.clone()]), &cfg());
+    assert_eq!(kinds(&p), ["write"]);
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::NotInstalled);
+    assert!(v.detail.contains("writes mountprop's drop-in ahead"), "{}", v.detail);
+    assert_eq!(p.status(), Status::Ok);
+    // Live, the same unit is just absent.
+    let p = plan(&with_units(facts(252), vec![gone]), &cfg());
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn image_without_mountprop_installed_is_drift() {
+    let p = plan(
+        &image(crate::image::ServiceInstall {
+            unit: "mountprop.service".into(),
+            fragment: None,
+            links: vec![],
+        }),
+        &cfg(),
+    );
+    let v = verdict(&p, "mountprop.service");
+    assert_eq!(v.status, Status::Drift);
+    assert!(v.detail.starts_with("not installed in the image"), "{}", v.detail);
 }

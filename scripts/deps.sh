@@ -4,7 +4,9 @@
 set -euo pipefail
 
 # docker.io and busybox-static: the real-Docker scenario and the demo run the real dockerd.
-pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps docker.io busybox-static iptables)
+# rpm: to inspect the built .rpm; debootstrap, squashfs-tools: the image recipes and their tests.
+pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps docker.io busybox-static iptables
+      rpm debootstrap squashfs-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,4 +31,10 @@ if ! command -v cargo >/dev/null 2>&1; then
     curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt >/dev/null
   fi
   for t in cargo rustc rustup; do ln -sf "$HOME/.cargo/bin/$t" "/usr/local/bin/$t"; done
+fi
+
+# The static build for old distributions (the CentOS 7 rpm); best effort: without it,
+# scripts/package.sh rpm-el7 says so.
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  timeout 300 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || echo "deps: could not add the musl target" >&2
 fi

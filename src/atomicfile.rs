@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, RenameFlags, openat, renameat2};
+use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, mkdirat};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 
@@ -172,13 +172,7 @@ impl Dir {
         let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         nix::unistd::symlinkat(target, self.fd.as_fd(), tmp.as_str())
             .map_err(|e| FileError::io("create symlink", &link, e))?;
-        if let Err(e) = renameat2(
-            self.fd.as_fd(),
-            tmp.as_str(),
-            self.fd.as_fd(),
-            name,
-            RenameFlags::empty(),
-        ) {
+        if let Err(e) = rename_in(&self.fd, &tmp, name, false) {
             let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
             return Err(FileError::io("rename into place", &link, e));
         }
@@ -251,12 +245,7 @@ impl Dir {
             f.write_all(content).map_err(|e| FileError::io("write", &tmp_path, e))?;
             fsync(f.as_fd()).map_err(|e| FileError::io("fsync", &tmp_path, e))?;
             drop(f);
-            let flags = if must_not_exist {
-                RenameFlags::RENAME_NOREPLACE
-            } else {
-                RenameFlags::empty()
-            };
-            match renameat2(self.fd.as_fd(), tmp.as_str(), self.fd.as_fd(), name, flags) {
+            match rename_in(&self.fd, &tmp, name, must_not_exist) {
                 Ok(()) => Ok(()),
                 Err(Errno::EEXIST) => Err(FileError::Raced { path: target.clone() }),
                 Err(e) => Err(FileError::io("rename into place", &target, e)),
@@ -315,6 +304,20 @@ impl Dir {
 }
 
 /// O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR or ELOOP; say which case it was.
+/// renameat2(2) within one directory. Called as a raw system call: nix and libc expose it only
+/// for glibc, and mountprop also builds against musl (the static binary for old distributions).
+fn rename_in(dir: &OwnedFd, from: &str, to: &str, noreplace: bool) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    const RENAME_NOREPLACE: nix::libc::c_uint = 1;
+    let from = std::ffi::CString::new(from).map_err(|_| Errno::EINVAL)?;
+    let to = std::ffi::CString::new(to).map_err(|_| Errno::EINVAL)?;
+    let flags = if noreplace { RENAME_NOREPLACE } else { 0 };
+    let fd = dir.as_raw_fd();
+    // SAFETY: both names are NUL-terminated and outlive the call; the fd is open.
+    let r = unsafe { nix::libc::syscall(nix::libc::SYS_renameat2, fd, from.as_ptr(), fd, to.as_ptr(), flags) };
+    Errno::result(r).map(drop)
+}
+
 fn classify_dir_error(parent: &OwnedFd, name: &std::ffi::OsStr, path: &Path, e: Errno) -> FileError {
     match e {
         Errno::ELOOP | Errno::ENOTDIR => {

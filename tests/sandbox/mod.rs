@@ -71,6 +71,9 @@ pub struct Setup {
     pub wants: Vec<String>,
     /// Keep the host's installed docker/containerd/crio units visible in the node.
     pub host_runtimes: bool,
+    /// Boot this tree (an image) as the node's root, into its multi-user.target, instead of the
+    /// host's filesystem. The tree is overlaid, so the boot leaves it as it was.
+    pub root: Option<PathBuf>,
 }
 
 impl Setup {
@@ -82,6 +85,11 @@ impl Setup {
     /// Any file under /etc.
     pub fn etc(mut self, rel: &str, content: &str) -> Self {
         self.files.push((rel.to_string(), content.to_string()));
+        self
+    }
+
+    pub fn with_root(mut self, root: &Path) -> Self {
+        self.root = Some(root.to_path_buf());
         self
     }
 
@@ -199,6 +207,33 @@ mkdir -p /run/lock
 exec env container=mountprop-test /lib/systemd/systemd --system --unit=sandbox.target
 "#;
 
+/// Boots an image tree: overlaid on a tmpfs, /dev and /sys from the host, pivot_root into it,
+/// its own multi-user.target. The binary under test is at the same path as in the host mode.
+const INIT_ROOT: &str = r#"set -e
+mount -t tmpfs -o mode=755 mountprop-sbx /mnt
+mkdir -p /mnt/root /mnt/img-up /mnt/img-work
+mount -t overlay overlay -o lowerdir="$SBX_ROOT",upperdir=/mnt/img-up,workdir=/mnt/img-work /mnt/root
+R=/mnt/root
+S=$R/etc/systemd/system
+# Nothing may wait for a console in a test.
+for u in console-getty.service getty.target systemd-firstboot.service getty@tty1.service; do
+  ln -sf /dev/null "$S/$u"
+done
+cp -a --remove-destination "$SBX_DIR/etc/." "$R/etc/"
+mkdir -p $R/dev $R/sys $R/proc $R/tmp $R/run $R/mnt/harness
+mount --rbind /dev $R/dev
+mount --rbind /sys $R/sys
+mount -t tmpfs -o mode=1777 sbx-tmp $R/tmp
+mount -t tmpfs -o mode=755 sbx-run $R/run
+touch $R/mnt/harness/mountprop && mount --bind "$SBX_BIN" $R/mnt/harness/mountprop
+cd $R
+mkdir -p .oldroot
+pivot_root . .oldroot
+mount -t proc proc /proc
+umount -l /.oldroot
+exec env container=mountprop-test /lib/systemd/systemd --system --unit=multi-user.target
+"#;
+
 impl Sandbox {
     fn boot(test: &str, setup: &Setup) -> Result<Self, String> {
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -226,7 +261,8 @@ impl Sandbox {
             }
             fs::write(&p, content).map_err(|e| e.to_string())?;
         }
-        fs::write(dir.join("init.sh"), INIT).map_err(|e| e.to_string())?;
+        fs::write(dir.join("init.sh"), if setup.root.is_some() { INIT_ROOT } else { INIT })
+            .map_err(|e| e.to_string())?;
         let log = fs::File::create(dir.join("console.log")).map_err(|e| e.to_string())?;
         let mut cmd = Command::new("unshare");
         cmd.args([
@@ -245,6 +281,7 @@ impl Sandbox {
         .env("SBX_DIR", &dir)
         .env("SBX_HOST_RUNTIMES", if setup.host_runtimes { "1" } else { "" })
         .env("SBX_BIN", BIN)
+        .env("SBX_ROOT", setup.root.clone().unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log);

@@ -250,8 +250,8 @@ fn deb_install_and_purge_on_a_node() {
     // This build machine's base image carries a policy-rc.d that forbids starting services
     // (exit 101); a node has none. Gone in the node's /usr overlay only.
     sb.exec(&["rm", "-f", "/usr/sbin/policy-rc.d"]).ok();
-    let d = deb();
-    let install = sb.exec(&["dpkg", "-i", d.to_str().unwrap()]);
+    let d = sb.copy_in(&deb());
+    let install = sb.exec(&["dpkg", "-i", &d]);
     assert_eq!(install.code, 0, "{install:#?}");
     assert_eq!(
         sb.exec(&["systemctl", "is-enabled", "mountprop.service"]).stdout.trim(),

@@ -382,6 +382,33 @@ impl Sandbox {
         );
     }
 
+    /// Copies a host file into the node (at /mnt/harness/<its name>) and says where. Host paths
+    /// are not for the node: under /tmp or /var/tmp they are hidden by the node's own tmpfs.
+    pub fn copy_in(&self, host: &Path) -> String {
+        let name = host.file_name().and_then(|n| n.to_str()).expect("a file name");
+        let node = format!("/mnt/harness/{name}");
+        let mut child = Command::new("nsenter")
+            .args([
+                "-t",
+                &self.pid.to_string(),
+                "-a",
+                "sh",
+                "-c",
+                &format!("cat > '{node}'"),
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nsenter");
+        let bytes = fs::read(host).unwrap_or_else(|e| panic!("{}: {e}", host.display()));
+        child.stdin.take().expect("stdin").write_all(&bytes).expect("write");
+        assert!(
+            child.wait().expect("wait").success(),
+            "copying {} into the node failed",
+            host.display()
+        );
+        node
+    }
+
     pub fn read(&self, path: &str) -> Option<String> {
         let r = self.exec(&["cat", path]);
         (r.code == 0).then_some(r.stdout)

@@ -315,5 +315,40 @@ fn apply_and_revert_on_a_tree_stay_inside_it() {
         !dir.join("etc/systemd/system/crio.service.d").exists(),
         "its emptied directory goes too"
     );
+    let (code, out) = run(&["revert", "--root", d]);
+    assert_eq!((code, out.trim()), (0, "nothing to revert"), "revert is idempotent");
     let _ = test;
+}
+
+/// A tree whose drop-in directory is a symlink out of the tree: apply refuses it and writes
+/// nothing outside the tree.
+#[test]
+fn a_symlink_in_the_tree_cannot_lead_a_write_outside() {
+    let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("escape");
+    let _ = std::fs::remove_dir_all(&base);
+    let (tree, outside) = (base.join("tree"), base.join("outside"));
+    std::fs::create_dir_all(tree.join("etc/systemd/system")).unwrap();
+    std::fs::create_dir_all(tree.join("usr/lib/systemd/system")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(
+        tree.join("usr/lib/systemd/system/docker.service"),
+        "[Service]\nMountFlags=slave\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&outside, tree.join("etc/systemd/system/docker.service.d")).unwrap();
+    let o = std::process::Command::new(sandbox::BIN)
+        .args(["apply", "--root", tree.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("docker.service.d is a symlink; refusing to follow it"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside the tree"
+    );
 }

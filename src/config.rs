@@ -75,6 +75,28 @@ impl fmt::Display for Needed {
     }
 }
 
+/// A Kubernetes `mountPropagation` mode: written in reports as Kubernetes spells it, read
+/// from the config in that spelling or in kebab-case like the other values there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+pub enum KubeMode {
+    #[serde(alias = "none")]
+    None,
+    #[serde(alias = "host-to-container")]
+    HostToContainer,
+    #[serde(alias = "bidirectional")]
+    Bidirectional,
+}
+
+impl fmt::Display for KubeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "None",
+            Self::HostToContainer => "HostToContainer",
+            Self::Bidirectional => "Bidirectional",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PathRule {
     pub path: PathBuf,
@@ -98,6 +120,8 @@ pub struct DaemonConfig {
     pub fix_window: Duration,
     /// Prometheus textfile for node_exporter's textfile collector; none when unset.
     pub metrics_file: Option<PathBuf>,
+    /// Run the live propagation probe (`mountprop probe`) on every full check.
+    pub live_probe: bool,
 }
 
 impl Default for DaemonConfig {
@@ -109,6 +133,7 @@ impl Default for DaemonConfig {
             max_fixes: 3,
             fix_window: Duration::from_secs(600),
             metrics_file: None,
+            live_probe: false,
         }
     }
 }
@@ -126,6 +151,12 @@ pub struct Config {
     pub restart_timeout: Duration,
     pub remediate_paths: bool,
     pub paths: Vec<PathRule>,
+    /// Where the kubelet keeps pod volumes; the modes are judged there and at `/`.
+    pub kubelet_root: PathBuf,
+    /// The kubelet's unit: its own mount namespace counts too when it runs.
+    pub kubelet_unit: String,
+    /// The mountPropagation mode this node must support; less is drift.
+    pub required_mode: KubeMode,
     pub daemon: DaemonConfig,
 }
 
@@ -145,6 +176,9 @@ impl Default for Config {
                 propagation: Needed::Shared,
                 remediate: true,
             }],
+            kubelet_root: PathBuf::from("/var/lib/kubelet"),
+            kubelet_unit: "kubelet.service".into(),
+            required_mode: KubeMode::Bidirectional,
             daemon: DaemonConfig::default(),
         }
     }
@@ -160,6 +194,9 @@ struct RawConfig {
     restart_timeout_secs: Option<Spanned<u64>>,
     remediate_paths: Option<bool>,
     paths: Option<Vec<RawPath>>,
+    kubelet_root: Option<Spanned<String>>,
+    kubelet_unit: Option<Spanned<String>>,
+    required_mode: Option<KubeMode>,
     daemon: Option<RawDaemon>,
 }
 
@@ -172,6 +209,7 @@ struct RawDaemon {
     max_fixes: Option<Spanned<u32>>,
     fix_window_secs: Option<Spanned<u64>>,
     metrics_file: Option<Spanned<String>>,
+    live_probe: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -303,6 +341,29 @@ impl Config {
                 }
             }
         }
+        if let Some(p) = raw.kubelet_root {
+            let span = p.span();
+            let p = p.into_inner();
+            if let Err(why) = check_path(&p) {
+                return Err(err(Some(span), format!("kubelet_root: {p:?} {why}")));
+            }
+            cfg.kubelet_root = PathBuf::from(p);
+        }
+        if let Some(u) = raw.kubelet_unit {
+            let span = u.span();
+            let u = u.into_inner();
+            if let Err(why) = check_unit_name(&u) {
+                return Err(err(Some(span), format!("kubelet_unit: {u:?} {why}")));
+            }
+            cfg.kubelet_unit = u;
+        }
+        // A HostToContainer-only node (mount_flags = "slave") needs no more than that, unless
+        // the config says otherwise.
+        cfg.required_mode = match (raw.required_mode, cfg.mount_flags) {
+            (Some(m), _) => m,
+            (None, MountFlagsMode::Slave) => KubeMode::HostToContainer,
+            (None, _) => KubeMode::Bidirectional,
+        };
         if let Some(d) = raw.daemon {
             let range = |v: Option<Spanned<u64>>, key: &str, lo: u64, hi: u64| -> Result<Option<u64>, ConfigError> {
                 match v {
@@ -347,6 +408,9 @@ impl Config {
                     ));
                 }
                 cfg.daemon.metrics_file = Some(PathBuf::from(f));
+            }
+            if let Some(p) = d.live_probe {
+                cfg.daemon.live_probe = p;
             }
         }
         Ok(cfg)
@@ -460,6 +524,17 @@ pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/conf
 # mount --make-rshared on the mount that holds it. Each [[paths]] entry can override this.
 #remediate_paths = true
 
+# Where the kubelet keeps pod volumes. The Kubernetes mountPropagation modes (None,
+# HostToContainer, Bidirectional) are judged there and at /.
+#kubelet_root = "/var/lib/kubelet"
+
+# The kubelet's unit: when it runs in a mount namespace of its own, that counts too.
+#kubelet_unit = "kubelet.service"
+
+# The mode this node must support; a node that supports less is reported as drift. The default
+# is "bidirectional", or "host-to-container" when mount_flags = "slave".
+#required_mode = "bidirectional"
+
 # Paths to verify, with the propagation each needs: "shared" (Bidirectional works) or
 # "slave" (HostToContainer works). Listing any [[paths]] replaces the default list.
 #[[paths]]
@@ -486,6 +561,11 @@ pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/conf
 #fix_window_secs = 600
 # Prometheus textfile for node_exporter's textfile collector; off unless set, for example
 # to metrics_file = "/var/lib/prometheus/node-exporter/mountprop.prom".
+#
+# Run the live propagation probe (mountprop probe: a tiny tmpfs mounted and looked for on
+# each side) on every full check. The shipped unit's hardening does not allow it: add the
+# drop-in /usr/share/doc/mountprop/live-probe.conf (see the README).
+#live_probe = false
 "#;
 
 #[cfg(test)]
@@ -552,6 +632,28 @@ remediate = true
         assert_eq!((c.paths[0].propagation, c.paths[0].remediate), (Needed::Shared, false));
         assert_eq!((c.paths[1].propagation, c.paths[1].remediate), (Needed::Slave, true));
         assert_eq!(c.daemon, DaemonConfig::default());
+    }
+
+    #[test]
+    fn kubernetes_keys() {
+        let c = parse(
+            "kubelet_root = \"/srv/kubelet\"\nkubelet_unit = \"k3s.service\"\nrequired_mode = \"host-to-container\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.kubelet_root, Path::new("/srv/kubelet"));
+        assert_eq!(c.kubelet_unit, "k3s.service");
+        assert_eq!(c.required_mode, KubeMode::HostToContainer);
+        assert_eq!(
+            parse("required_mode = \"HostToContainer\"\n").unwrap().required_mode,
+            KubeMode::HostToContainer
+        );
+        assert_eq!(
+            parse("mount_flags = \"slave\"\n").unwrap().required_mode,
+            KubeMode::HostToContainer
+        );
+        assert_eq!(parse("").unwrap().required_mode, KubeMode::Bidirectional);
+        assert!(err("required_mode = \"both\"\n").contains("unknown variant `both`"));
+        assert!(err("kubelet_root = \"kubelet\"\n").contains("kubelet_root: \"kubelet\" is not absolute"));
     }
 
     #[test]

@@ -104,6 +104,11 @@ pub fn run(config_path: Option<PathBuf>) -> u8 {
 }
 
 impl Daemon {
+    /// The live propagation probe on each full check, when configured.
+    fn probe_limit(&self) -> Option<Duration> {
+        self.cfg.daemon.live_probe.then_some(crate::probe::DEFAULT_TIMEOUT)
+    }
+
     fn probe_period(&self) -> Duration {
         if self.fast_probe {
             self.cfg.daemon.probe_interval
@@ -169,7 +174,7 @@ impl Daemon {
             if now >= self.next_probe {
                 self.probe_soon = false;
                 self.next_probe = now + self.probe_period();
-                if self.probe() != self.signature {
+                if self.read_signature() != self.signature {
                     self.reconcile("mount table");
                     continue;
                 }
@@ -193,7 +198,7 @@ impl Daemon {
         }
     }
 
-    fn probe(&self) -> Signature {
+    fn read_signature(&self) -> Signature {
         if self.fast_probe {
             return self
                 .cfg
@@ -224,7 +229,7 @@ impl Daemon {
         let before_line = self.state.status_line.clone();
         // The baseline the probe compares with is taken before looking (and again right after
         // acting), never after: a change made while the check runs must not become the baseline.
-        let mut signature = self.probe();
+        let mut signature = self.read_signature();
         let sys = match self.sys.take() {
             Some(s) => Ok(s),
             None => Systemd::connect(),
@@ -232,7 +237,7 @@ impl Daemon {
         let interval = self.cfg.daemon.interval;
         match sys {
             Err(e) => self.failed(now, e.to_string(), true),
-            Ok(sys) => match engine::check(engine::Node::Live(&sys), &self.cfg) {
+            Ok(sys) => match engine::check(engine::Node::Live(&sys), &self.cfg, self.probe_limit()) {
                 Err(e) => {
                     let bus = matches!(e, ObserveError::Systemd(_));
                     if !bus {
@@ -271,12 +276,13 @@ impl Daemon {
                             }
                             !stop.load(Ordering::SeqCst)
                         };
-                        let mut acted = || signature = self.probe();
+                        let mut acted = || signature = self.read_signature();
                         let a = engine::carry_out(
                             engine::Node::Live(&sys),
                             &self.cfg,
                             before,
                             &allowed,
+                            self.probe_limit(),
                             &keepalive,
                             &mut acted,
                         );

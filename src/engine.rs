@@ -2,10 +2,13 @@
 //! and the offline mode drive.
 
 pub use crate::act::Node;
+use std::time::Duration;
+
 use crate::act::{self, Host, Outcome};
 use crate::config::Config;
 use crate::observe::{self, Facts, ObserveError};
 use crate::plan::{self, Action, Plan, Status};
+use crate::probe;
 
 /// A read-only look: facts and what they mean.
 pub struct Checked {
@@ -13,9 +16,17 @@ pub struct Checked {
     pub plan: Plan,
 }
 
-pub fn check(node: Node<'_>, cfg: &Config) -> Result<Checked, ObserveError> {
+/// Observes and plans. With `probe` (a time limit), observing includes the live propagation
+/// probe on a running node: real mounts, each taken away again.
+pub fn check(node: Node<'_>, cfg: &Config, probe: Option<Duration>) -> Result<Checked, ObserveError> {
     let facts = match node {
-        Node::Live(sys) => observe::observe(sys, cfg)?,
+        Node::Live(sys) => {
+            let mut f = observe::observe(sys, cfg)?;
+            if let Some(limit) = probe {
+                f.probe = Some(probe::run(&f, limit));
+            }
+            f
+        }
         Node::Image(root) => observe::observe_image(root, cfg),
     };
     let plan = plan::plan(&facts, cfg);
@@ -46,7 +57,7 @@ impl Applied {
 }
 
 pub fn apply(node: Node<'_>, cfg: &Config, dry_run: bool) -> Result<Applied, ObserveError> {
-    let before = check(node, cfg)?;
+    let before = check(node, cfg, None)?;
     if dry_run {
         return Ok(Applied {
             before,
@@ -56,17 +67,19 @@ pub fn apply(node: Node<'_>, cfg: &Config, dry_run: bool) -> Result<Applied, Obs
         });
     }
     let actions = before.plan.actions.clone();
-    Ok(carry_out(node, cfg, before, &actions, &|| true, &mut || {}))
+    Ok(carry_out(node, cfg, before, &actions, None, &|| true, &mut || {}))
 }
 
-/// act and verify: runs `actions` (the plan's, or a subset of them) and looks again.
-/// `keepalive` is called during long waits; returning false abandons the wait. `acted` runs
-/// between acting and verifying (the daemon notes the paths' propagation there).
+/// act and verify: runs `actions` (the plan's, or a subset of them) and looks again, with the
+/// probe if `probe` is set. `keepalive` is called during long waits; returning false abandons
+/// the wait. `acted` runs between acting and verifying (the daemon notes the paths'
+/// propagation there).
 pub fn carry_out(
     node: Node<'_>,
     cfg: &Config,
     before: Checked,
     actions: &[Action],
+    probe: Option<Duration>,
     keepalive: &dyn Fn() -> bool,
     acted: &mut dyn FnMut(),
 ) -> Applied {
@@ -88,7 +101,7 @@ pub fn carry_out(
     );
     acted();
     // Verify: what matters is what systemd and the kernel say now, not what was attempted.
-    let (after, verify_error) = match check(node, cfg) {
+    let (after, verify_error) = match check(node, cfg, probe) {
         Ok(c) => (Some(c), None),
         Err(e) => (None, Some(e.to_string())),
     };

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -35,6 +36,17 @@ enum Command {
     Check {
         #[command(flatten)]
         root: Root,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Check, and prove with real mounts which Kubernetes mountPropagation modes work: a tiny
+    /// tmpfs is mounted on the host and looked for in a container-like copy of each running
+    /// runtime's mount namespace, then the other way round; all of it is taken away again.
+    /// Exit codes as for check
+    Probe {
+        /// Give up on what is not done after this many seconds
+        #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        timeout: u64,
         #[command(flatten)]
         output: Output,
     },
@@ -74,8 +86,11 @@ struct Root {
 #[derive(Args)]
 struct Output {
     /// Machine-readable report on stdout
-    #[arg(long)]
+    #[arg(long, conflicts_with = "oneline")]
     json: bool,
+    /// One line on stdout, errors included (for node-problem-detector's custom plugins)
+    #[arg(long)]
+    oneline: bool,
 }
 
 #[derive(Subcommand)]
@@ -127,7 +142,9 @@ fn run(cli: Cli) -> u8 {
             let path = mountprop::state::state_path();
             match mountprop::state::State::read(&path) {
                 Ok(st) => {
-                    if out.json {
+                    if out.oneline {
+                        println!("{}", st.status_line);
+                    } else if out.json {
                         println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
                     } else {
                         print!("{}", st.human());
@@ -142,31 +159,49 @@ fn run(cli: Cli) -> u8 {
         Command::Check { root, output } => {
             let cfg = match load_config(cli.config.as_deref(), root.root.as_deref()) {
                 Ok(c) => c,
-                Err(code) => return code,
+                Err(e) => return output.fail(e),
             };
-            with_node(root.root.as_deref(), "cannot check", |node| {
-                match engine::check(node, &cfg) {
-                    Ok(c) => emit(&Report::for_check(&c, cfg.origin()), output.json),
-                    Err(e) => fail(format!("cannot check: {e}")),
+            with_node(
+                root.root.as_deref(),
+                "cannot check",
+                &output,
+                |node| match engine::check(node, &cfg, None) {
+                    Ok(c) => output.emit(&Report::for_check(&c, cfg.origin())),
+                    Err(e) => output.fail(format!("cannot check: {e}")),
+                },
+            )
+        }
+        Command::Probe { timeout, output } => {
+            let cfg = match load_config(cli.config.as_deref(), None) {
+                Ok(c) => c,
+                Err(e) => return output.fail(e),
+            };
+            with_node(None, "cannot probe", &output, |node| {
+                match engine::check(node, &cfg, Some(Duration::from_secs(timeout))) {
+                    Ok(c) => output.emit(&Report::for_check(&c, cfg.origin()).named("probe")),
+                    Err(e) => output.fail(format!("cannot probe: {e}")),
                 }
             })
         }
         Command::Apply { dry_run, root, output } => {
             let cfg = match load_config(cli.config.as_deref(), root.root.as_deref()) {
                 Ok(c) => c,
-                Err(code) => return code,
+                Err(e) => return output.fail(e),
             };
-            with_node(root.root.as_deref(), "nothing changed", |node| {
-                match engine::apply(node, &cfg, dry_run) {
-                    Ok(a) => emit(&Report::for_apply(&a, cfg.origin(), dry_run), output.json),
-                    Err(e) => fail(format!("nothing changed: {e}")),
-                }
-            })
+            with_node(
+                root.root.as_deref(),
+                "nothing changed",
+                &output,
+                |node| match engine::apply(node, &cfg, dry_run) {
+                    Ok(a) => output.emit(&Report::for_apply(&a, cfg.origin(), dry_run)),
+                    Err(e) => output.fail(format!("nothing changed: {e}")),
+                },
+            )
         }
         Command::Revert { root } => {
             let cfg = match load_config(cli.config.as_deref(), root.root.as_deref()) {
                 Ok(c) => c,
-                Err(code) => return code,
+                Err(e) => return fail(e),
             };
             let sys;
             let target = match root.root.as_deref() {
@@ -185,8 +220,8 @@ fn run(cli: Cli) -> u8 {
 
 /// The config: --config, else the image's own (DIR/etc/mountprop/config.toml) with --root, else
 /// /etc/mountprop/config.toml. A bad config is reported before anything is contacted.
-fn load_config(explicit: Option<&Path>, root: Option<&Path>) -> Result<Config, u8> {
-    let result = match (explicit, root) {
+fn load_config(explicit: Option<&Path>, root: Option<&Path>) -> Result<Config, config::ConfigError> {
+    match (explicit, root) {
         (Some(f), _) => Config::load(Some(f)),
         (None, Some(dir)) => {
             let f = dir.join(config::DEFAULT_PATH.trim_start_matches('/'));
@@ -200,27 +235,39 @@ fn load_config(explicit: Option<&Path>, root: Option<&Path>) -> Result<Config, u
             }
         }
         (None, None) => Config::load(None),
-    };
-    result.map_err(fail)
+    }
 }
 
 /// Runs `f` on the image tree at `root`, or on the live node through the system bus.
-fn with_node(root: Option<&Path>, context: &str, f: impl FnOnce(engine::Node<'_>) -> u8) -> u8 {
+fn with_node(root: Option<&Path>, context: &str, out: &Output, f: impl FnOnce(engine::Node<'_>) -> u8) -> u8 {
     match root {
-        Some(dir) if !dir.is_dir() => fail(format!("{context}: {} is not a directory", dir.display())),
+        Some(dir) if !dir.is_dir() => out.fail(format!("{context}: {} is not a directory", dir.display())),
         Some(dir) => f(engine::Node::Image(dir)),
         None => match Systemd::connect() {
             Ok(sys) => f(engine::Node::Live(&sys)),
-            Err(e) => fail(format!("{context}: {e}")),
+            Err(e) => out.fail(format!("{context}: {e}")),
         },
     }
 }
 
-fn emit(r: &Report<'_>, json: bool) -> u8 {
-    if json {
-        println!("{}", r.json());
-    } else {
-        print!("{}", r.human());
+impl Output {
+    fn emit(&self, r: &Report<'_>) -> u8 {
+        if self.json {
+            println!("{}", r.json());
+        } else if self.oneline {
+            println!("{}", r.one_line());
+        } else {
+            print!("{}", r.human());
+        }
+        r.exit_code
     }
-    r.exit_code
+
+    /// An error is exit 2; with --oneline it is also the one line on stdout, where a plugin
+    /// runner such as node-problem-detector takes its message from.
+    fn fail(&self, msg: impl std::fmt::Display) -> u8 {
+        if self.oneline {
+            println!("UNKNOWN: {msg}");
+        }
+        fail(msg)
+    }
 }

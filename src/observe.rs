@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::atomicfile::{Dir, Entry, FileError};
 use crate::config::{Config, PathRule};
 use crate::dropin;
+use crate::modes::ProbeResult;
 use crate::mountinfo::{MountInfo, MountInfoError, MountSummary};
 use crate::systemd::{Systemd, SystemdError, UnitProps, parse_version};
 use crate::unitfile::{self, MountFlagsSetting};
@@ -27,8 +28,11 @@ pub struct Facts {
     pub systemd: SystemdInfo,
     pub host: HostFacts,
     pub units: Vec<UnitFacts>,
+    pub kubelet: Option<KubeletFacts>,
     /// Set when the facts come from an image tree (`--root`), not a running node.
     pub image: Option<ImageFacts>,
+    /// What the live probe saw, when one ran ([`crate::probe`]).
+    pub probe: Option<Vec<ProbeResult>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +59,16 @@ pub struct HostFacts {
     /// Set when this host is itself a container (systemd leaves `/` private there).
     pub container: Option<String>,
     pub paths: Vec<PathFacts>,
+    /// Where the Kubernetes modes are judged: `/` and the kubelet's volume root.
+    pub points: Vec<Point>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    pub path: PathBuf,
+    pub mount: MountSummary,
+    /// The directory exists (a probe can only work in one that does).
+    pub exists: bool,
 }
 
 impl HostFacts {
@@ -126,7 +140,25 @@ pub struct RuntimeView {
     pub same_ns_as_host: bool,
     /// Per configured path: the mount that governs it in the runtime's own table.
     pub paths: Vec<Option<MountSummary>>,
+    /// Per [`HostFacts::points`], likewise.
+    pub points: Vec<Option<MountSummary>>,
     pub error: Option<String>,
+}
+
+/// The kubelet, when installed: its own namespace matters for Bidirectional volumes too.
+#[derive(Debug, Clone, Serialize)]
+pub struct KubeletFacts {
+    pub name: String,
+    pub runtime: Option<RuntimeView>,
+}
+
+/// `/` and the kubelet's volume root.
+fn points_of(cfg: &Config) -> Vec<PathBuf> {
+    let mut v = vec![PathBuf::from("/")];
+    if cfg.kubelet_root != Path::new("/") {
+        v.push(cfg.kubelet_root.clone());
+    }
+    v
 }
 
 fn first_mount(pid: &str) -> Option<u64> {
@@ -152,11 +184,25 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         buf = b;
         units.push(u);
     }
+    // A kubelet listed among the units is judged as one of them.
+    let kubelet = match cfg.units.contains(&cfg.kubelet_unit) {
+        true => None,
+        false => Some(sys.unit(&cfg.kubelet_unit)?),
+    };
+    let kubelet = match kubelet {
+        Some(p) if p.load_state == "loaded" => Some(KubeletFacts {
+            name: cfg.kubelet_unit.clone(),
+            runtime: (p.main_pid != 0).then(|| runtime_view(p.main_pid, &host, Vec::new()).0),
+        }),
+        _ => None,
+    };
     Ok(Facts {
         systemd,
         host,
         units,
+        kubelet,
         image: None,
+        probe: None,
     })
 }
 
@@ -177,6 +223,7 @@ pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
         first_mount: None,
         container: None,
         paths: Vec::new(),
+        points: Vec::new(),
     };
     let units = cfg
         .units
@@ -201,10 +248,12 @@ pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
         systemd,
         host,
         units,
+        kubelet: None,
         image: Some(ImageFacts {
             root: root.to_path_buf(),
             service: crate::image::service_install(root),
         }),
+        probe: None,
     }
 }
 
@@ -231,8 +280,25 @@ fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(Hos
     };
     let info = MountInfo::read_path(table, buf)?;
     let first = info.iter().next().and_then(Result::ok).map(|m| m.id);
-    let paths: Vec<&Path> = cfg.paths.iter().map(|r| r.path.as_path()).collect();
-    let found = info.governing_many(&paths)?;
+    let point_paths = points_of(cfg);
+    let mut wanted: Vec<&Path> = cfg.paths.iter().map(|r| r.path.as_path()).collect();
+    wanted.extend(point_paths.iter().map(PathBuf::as_path));
+    let mut found = info.governing_many(&wanted)?;
+    let at_points = found.split_off(cfg.paths.len());
+    let mut points = Vec::with_capacity(at_points.len());
+    for (path, m) in point_paths.iter().zip(at_points) {
+        let Some(m) = m else {
+            return Err(ObserveError::NoMount {
+                path: path.clone(),
+                table: table.to_path_buf(),
+            });
+        };
+        points.push(Point {
+            exists: path.is_dir(),
+            path: path.clone(),
+            mount: MountSummary::from(&m),
+        });
+    }
     let mut out = Vec::with_capacity(found.len());
     for (rule, m) in cfg.paths.iter().zip(found) {
         let Some(m) = m else {
@@ -252,6 +318,7 @@ fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(Hos
         first_mount: first,
         container,
         paths: out,
+        points,
     };
     Ok((host, info.into_buffer()))
 }
@@ -407,10 +474,12 @@ fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u
         pid,
         same_ns_as_host: same,
         paths: Vec::new(),
+        points: Vec::new(),
         error: None,
     };
     if same {
         view.paths = host.paths.iter().map(|p| Some(p.mount.clone())).collect();
+        view.points = host.points.iter().map(|p| Some(p.mount.clone())).collect();
         return (view, buf);
     }
     let table = PathBuf::from(format!("/proc/{pid}/mountinfo"));
@@ -421,9 +490,14 @@ fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u
             return (view, Vec::new());
         }
     };
-    let paths: Vec<&Path> = host.paths.iter().map(|p| p.rule.path.as_path()).collect();
-    match info.governing_many(&paths) {
-        Ok(found) => view.paths = found.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(),
+    let mut wanted: Vec<&Path> = host.paths.iter().map(|p| p.rule.path.as_path()).collect();
+    wanted.extend(host.points.iter().map(|p| p.path.as_path()));
+    match info.governing_many(&wanted) {
+        Ok(found) => {
+            let mut all: Vec<Option<MountSummary>> = found.iter().map(|m| m.as_ref().map(MountSummary::from)).collect();
+            view.points = all.split_off(host.paths.len());
+            view.paths = all;
+        }
         Err(e) => view.error = Some(e.to_string()),
     }
     (view, info.into_buffer())

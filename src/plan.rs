@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, MountFlagsMode, Needed, RestartPolicy};
+use crate::config::{Config, KubeMode, MountFlagsMode, Needed, RestartPolicy};
 use crate::dropin::{self, Choice};
 use crate::image::WantsLink;
+use crate::modes::{self, ModeVerdict, Relation};
 use crate::mountinfo::MountSummary;
 use crate::observe::{Facts, HostFacts, ImageFacts, OwnState, PathFacts, RuntimeView, UnitFacts};
 use crate::unitfile::{MountFlags, MountFlagsSetting};
@@ -144,20 +145,26 @@ pub struct Plan {
     pub verdicts: Vec<Verdict>,
     pub actions: Vec<Action>,
     pub notes: Vec<String>,
+    /// Which Kubernetes mountPropagation modes work, and why not.
+    pub modes: Vec<ModeVerdict>,
+    /// The mode this node must support (config `required_mode`).
+    pub required_mode: KubeMode,
 }
 
 impl Plan {
-    /// The node's overall status: the worst verdict (a unit that is not installed counts as ok).
+    /// The node's overall status: the worst verdict (a unit that is not installed counts as
+    /// ok), and drift if the required Kubernetes mode does not work for a reason no verdict
+    /// already gives.
     pub fn status(&self) -> Status {
-        self.verdicts
-            .iter()
-            .map(|v| {
-                if v.status == Status::NotInstalled {
-                    Status::Ok
-                } else {
-                    v.status
-                }
-            })
+        let unit_or_path = self.verdicts.iter().map(|v| {
+            if v.status == Status::NotInstalled {
+                Status::Ok
+            } else {
+                v.status
+            }
+        });
+        unit_or_path
+            .chain([modes::status(&self.modes, self.required_mode, &self.verdicts)])
             .max()
             .unwrap_or(Status::Ok)
     }
@@ -168,6 +175,8 @@ pub fn plan(facts: &Facts, cfg: &Config) -> Plan {
         verdicts: Vec::new(),
         actions: Vec::new(),
         notes: Vec::new(),
+        modes: Vec::new(),
+        required_mode: cfg.required_mode,
     };
     let version = facts.systemd.version;
     if version.is_none() {
@@ -204,6 +213,7 @@ pub fn plan(facts: &Facts, cfg: &Config) -> Plan {
         p.actions.push(Action::Reload { units: reload_for });
     }
     p.actions.extend(after_reload);
+    p.modes = modes::judge(facts, &p.verdicts);
     p
 }
 
@@ -635,20 +645,21 @@ fn effective(rt: &RuntimeView, host: &HostFacts, needs: impl Fn(Needed) -> Neede
             return Effective::Broken(format!("has its own mount namespace where {path} is not visible"));
         };
         let ours = &pf.mount.propagation;
-        let Some(group) = ours.shared else {
-            return Effective::Broken(format!(
-                "has its own mount namespace, and the host's {path} is {ours}, so nothing can propagate into it"
-            ));
-        };
-        let peer = theirs.propagation.shared == Some(group);
-        let receives = theirs.propagation.receives_from(group);
-        match needs(pf.rule.propagation) {
-            Needed::Shared if peer => fine.push(format!("{path} is a peer of the host's (shared:{group})")),
-            Needed::Slave if receives => {
+        let rel = modes::relation(&pf.mount, Some(theirs), rt);
+        match (rel, needs(pf.rule.propagation), ours.shared) {
+            (Relation::Same | Relation::Peer, _, Some(group)) => {
+                fine.push(format!("{path} is a peer of the host's (shared:{group})"))
+            }
+            (Relation::Slave, Needed::Slave, _) => {
                 fine.push(format!("{path} receives the host's mounts ({})", theirs.propagation))
             }
-            need => {
-                let what = if receives {
+            (_, _, None) => {
+                return Effective::Broken(format!(
+                    "has its own mount namespace, and the host's {path} is {ours}, so nothing can propagate into it"
+                ));
+            }
+            (rel, need, Some(group)) => {
+                let what = if rel == Relation::Slave {
                     "only receives from the host"
                 } else {
                     "is cut off from the host"

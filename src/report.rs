@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::act::{ActionResult, Outcome};
+use crate::config::KubeMode;
 use crate::engine::{Applied, Checked};
+use crate::modes::{self, ModeVerdict, ProbeResult};
 use crate::observe::SystemdInfo;
 use crate::plan::{Action, Status, Verdict};
 
@@ -31,6 +33,54 @@ pub struct Report<'a> {
     /// `MountFlags` of each loaded unit: what systemd reports on a live node, what systemd will
     /// load in an image tree (0 unset, 1048576 shared, 524288 slave, 262144 private).
     pub mount_flags: BTreeMap<&'a str, u64>,
+    /// Which Kubernetes mountPropagation modes work.
+    pub modes: &'a [ModeVerdict],
+    pub required_mode: KubeMode,
+    /// What the live probe saw (`mountprop probe`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<&'a [ProbeResult]>,
+}
+
+/// One line a person, or node-problem-detector, can act on: the worst thing first, naming the
+/// unit, file:line and setting, or the mount; when all is well, what is and what works.
+pub fn one_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode) -> String {
+    let effective = |v: &Verdict| {
+        if v.status == Status::NotInstalled {
+            Status::Ok
+        } else {
+            v.status
+        }
+    };
+    let worst = verdicts.iter().map(effective).max().unwrap_or(Status::Ok);
+    if worst != Status::Ok {
+        let bad: Vec<&Verdict> = verdicts.iter().filter(|v| effective(v) == worst).collect();
+        let more = if bad.len() > 1 {
+            format!(" (+{} more)", bad.len() - 1)
+        } else {
+            String::new()
+        };
+        return format!("{}: {} {}{more}", worst.label(), bad[0].subject, bad[0].detail);
+    }
+    let mode = modes::required(modes, required);
+    if let Some(m) = mode.filter(|m| !m.works) {
+        return format!("DRIFT: {m}");
+    }
+    let mut parts: Vec<String> = verdicts
+        .iter()
+        .map(|v| match v.status {
+            Status::NotInstalled => format!("{} absent", v.subject),
+            _ => format!("{} {}", v.subject, v.short),
+        })
+        .collect();
+    if let Some(m) = mode {
+        let by = if m.decided_by == modes::Decider::Probe {
+            " (live probe)"
+        } else {
+            ""
+        };
+        parts.push(format!("{} works{by}", m.mode));
+    }
+    format!("ok: {}", parts.join("; "))
 }
 
 fn mount_flags(c: &Checked) -> BTreeMap<&str, u64> {
@@ -56,7 +106,20 @@ impl<'a> Report<'a> {
             actions: None,
             notes: &c.plan.notes,
             mount_flags: mount_flags(c),
+            modes: &c.plan.modes,
+            required_mode: c.plan.required_mode,
+            probe: c.facts.probe.as_deref(),
         }
+    }
+
+    /// The same report under another command's name.
+    pub fn named(mut self, command: &'static str) -> Self {
+        self.command = command;
+        self
+    }
+
+    pub fn one_line(&self) -> String {
+        one_line(self.verdicts, self.modes, self.required_mode)
     }
 
     pub fn for_apply(a: &'a Applied, config: String, dry_run: bool) -> Self {
@@ -80,6 +143,9 @@ impl<'a> Report<'a> {
             actions,
             notes: &last.plan.notes,
             mount_flags: mount_flags(last),
+            modes: &last.plan.modes,
+            required_mode: last.plan.required_mode,
+            probe: last.facts.probe.as_deref(),
         }
     }
 
@@ -126,6 +192,47 @@ impl<'a> Report<'a> {
                 let _ = writeln!(s, "  {:w$}  {:7}  DETAIL", "SUBJECT", "STATUS");
                 for v in self.verdicts {
                     let _ = writeln!(s, "  {:w$}  {:7}  {}", v.subject, v.status.label(), v.detail);
+                }
+            }
+        }
+        if let Some(results) = self.probe {
+            let yes = |b: Option<bool>| match b {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "?",
+            };
+            if results.is_empty() {
+                let _ = writeln!(s, "  live probe: no running runtime to probe");
+            }
+            for r in results {
+                let _ = write!(
+                    s,
+                    "  live probe: {} at {}: host to it {}, it to host {}",
+                    r.subject,
+                    r.point.display(),
+                    yes(r.host_to_container),
+                    yes(r.container_to_host)
+                );
+                match &r.error {
+                    Some(e) => {
+                        let _ = writeln!(s, " ({e})");
+                    }
+                    None => s.push('\n'),
+                }
+            }
+        }
+        if !self.modes.is_empty() {
+            let _ = writeln!(s, "  {:26}  {:7}  WHY", "KUBERNETES MODE", "RESULT");
+            for m in self.modes {
+                let result = if m.works { "works" } else { "BROKEN" };
+                let name = if m.mode == self.required_mode {
+                    format!("{} (required)", m.mode)
+                } else {
+                    m.mode.to_string()
+                };
+                let _ = writeln!(s, "  {name:26}  {result:7}  {}", m.reason);
+                if let Some(d) = &m.disagreement {
+                    let _ = writeln!(s, "  {:26}           note: {d}", "");
                 }
             }
         }

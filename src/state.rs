@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::act::{ActionResult, Outcome};
 use crate::atomicfile::{Dir, FileError};
+use crate::config::KubeMode;
 use crate::engine::Checked;
+use crate::modes::ModeVerdict;
 use crate::plan::{Status, Verdict};
 use crate::ratelimit::Suppressed;
 
@@ -69,6 +71,15 @@ pub struct State {
     pub config_error: Option<String>,
     pub unit_mount_flags: BTreeMap<String, u64>,
     pub path_shared: BTreeMap<String, bool>,
+    /// Which Kubernetes mountPropagation modes work, and why not.
+    #[serde(default)]
+    pub modes: Vec<ModeVerdict>,
+    #[serde(default = "default_mode")]
+    pub required_mode: KubeMode,
+}
+
+fn default_mode() -> KubeMode {
+    KubeMode::Bidirectional
 }
 
 impl State {
@@ -99,6 +110,8 @@ impl State {
             config_error: None,
             unit_mount_flags: BTreeMap::new(),
             path_shared: BTreeMap::new(),
+            modes: Vec::new(),
+            required_mode: KubeMode::Bidirectional,
         }
     }
 
@@ -110,6 +123,8 @@ impl State {
         self.status = status;
         self.verdicts = last.plan.verdicts.clone();
         self.notes = last.plan.notes.clone();
+        self.modes = last.plan.modes.clone();
+        self.required_mode = last.plan.required_mode;
         self.held_back = held_back;
         self.error = None;
         self.set_bus(true, None);
@@ -198,38 +213,12 @@ impl State {
     }
 
     fn verdict_summary(&self) -> String {
-        let effective = |v: &Verdict| {
-            if v.status == Status::NotInstalled {
-                Status::Ok
-            } else {
-                v.status
-            }
-        };
-        let worst = self.verdicts.iter().map(effective).max().unwrap_or(Status::Ok);
-        if worst == Status::Ok {
-            let parts: Vec<String> = self
-                .verdicts
-                .iter()
-                .map(|v| match v.status {
-                    Status::NotInstalled => format!("{} absent", v.subject),
-                    _ => format!("{} {}", v.subject, v.short),
-                })
-                .collect();
-            return format!("ok: {}; next check {}s", parts.join("; "), self.interval_secs);
-        }
-        let bad: Vec<&Verdict> = self.verdicts.iter().filter(|v| effective(v) == worst).collect();
-        let label = match worst {
-            Status::RestartPending => "PENDING",
-            Status::Drift => "DRIFT",
-            _ => "UNKNOWN",
-        };
-        let first = bad[0];
-        let more = if bad.len() > 1 {
-            format!(" (+{} more)", bad.len() - 1)
+        let line = crate::report::one_line(&self.verdicts, &self.modes, self.required_mode);
+        if line.starts_with("ok: ") {
+            format!("{line}; next check {}s", self.interval_secs)
         } else {
-            String::new()
-        };
-        format!("{label}: {} {}{more}", first.subject, first.detail)
+            line
+        }
     }
 
     pub fn write(&self) -> Result<(), FileError> {
@@ -286,6 +275,15 @@ impl State {
         let w = self.verdicts.iter().map(|v| v.subject.len()).max().unwrap_or(0).max(7);
         for v in &self.verdicts {
             let _ = writeln!(s, "  {:w$}  {:7}  {}", v.subject, v.status.label(), v.detail);
+        }
+        for m in &self.modes {
+            let req = if m.mode == self.required_mode {
+                " (required)"
+            } else {
+                ""
+            };
+            let word = if m.works { "works" } else { "BROKEN" };
+            let _ = writeln!(s, "  {}{req}: {word}: {}", m.mode, m.reason);
         }
         for h in &self.held_back {
             let _ = writeln!(
@@ -398,6 +396,37 @@ mod tests {
         assert!(s.status_line.ends_with(
             "| config reload rejected, previous config in force: /etc/mountprop/config.toml:2:11: unknown variant"
         ));
+    }
+
+    #[test]
+    fn status_line_says_which_mode_works_and_names_what_breaks_it() {
+        let mode = |works, reason: &str| ModeVerdict {
+            mode: KubeMode::Bidirectional,
+            works,
+            reason: reason.into(),
+            decided_by: crate::modes::Decider::Flags,
+            blame: None,
+            disagreement: None,
+        };
+        let mut s = State::new("cfg".into(), 60);
+        s.bus.connected = true;
+        s.verdicts = vec![v("/", Status::Ok, "shared:1", "shared:1")];
+        s.modes = vec![mode(true, "/ shared:1")];
+        assert_eq!(
+            s.compose_status_line(),
+            "ok: / shared:1; Bidirectional works; next check 60s"
+        );
+        s.modes = vec![mode(
+            false,
+            "/var/lib/kubelet is on mount 90 (/var/lib/kubelet, tmpfs), which is private",
+        )];
+        assert_eq!(
+            s.compose_status_line(),
+            "DRIFT: Bidirectional broken: /var/lib/kubelet is on mount 90 (/var/lib/kubelet, tmpfs), which is private"
+        );
+        // A required mode that is not this one does not count.
+        s.required_mode = KubeMode::HostToContainer;
+        assert_eq!(s.compose_status_line(), "ok: / shared:1; next check 60s");
     }
 
     #[test]

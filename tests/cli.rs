@@ -119,3 +119,34 @@ fn usage_errors_exit_2() {
     assert_eq!(run(&["check", "--bogus"], &[]).code, 2);
     assert_eq!(run(&["--help"], &[]).code, 0);
 }
+
+#[test]
+fn oneline_puts_even_an_error_on_stdout_for_plugin_runners() {
+    // node-problem-detector takes the message from stdout, whatever the exit code.
+    for args in [
+        vec!["--config", "/dev/null", "check", "--oneline"],
+        vec!["--config", "/dev/null", "probe", "--oneline"],
+    ] {
+        let out = run(&args, &[NO_BUS]);
+        assert_eq!(out.code, 2, "{args:?}");
+        assert_eq!(out.stdout.lines().count(), 1, "{args:?}: {}", out.stdout);
+        assert!(
+            out.stdout.starts_with("UNKNOWN: cannot ") && out.stdout.contains("no system bus at /nonexistent/"),
+            "{}",
+            out.stdout
+        );
+    }
+    let d = scratch("oneline-badcfg");
+    let f = d.join("config.toml");
+    std::fs::write(&f, "required_mode = \"both\"\n").unwrap();
+    let out = run(&["--config", f.to_str().unwrap(), "check", "--oneline"], &[NO_BUS]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stdout
+            .starts_with(&format!("UNKNOWN: {}:1:17: unknown variant `both`", f.display())),
+        "{}",
+        out.stdout
+    );
+    // One format at a time.
+    assert_eq!(run(&["check", "--json", "--oneline"], &[NO_BUS]).code, 2);
+}

@@ -390,3 +390,69 @@ fn d8_ready_without_a_bus_and_no_crash_loop() {
     assert_eq!(prop(&sb, "MainPID"), pid);
     assert_eq!(prop(&sb, "NRestarts"), "0");
 }
+
+/// `live_probe = true`: with the shipped hardening the probe cannot enter a namespace, and the
+/// daemon says so; with the drop-in the README gives, the modes are decided by real mounts,
+/// and nothing is left on the mount table.
+#[test]
+fn d9_live_probe_refused_by_the_shipped_hardening_then_allowed_by_the_dropin() {
+    let setup = with_daemon(
+        Setup::default()
+            .with_overlay_root()
+            .file("docker.service", OLD_DOCKER)
+            .want("docker.service"),
+    )
+    .etc("mountprop/config.toml", "[daemon]\nlive_probe = true\n");
+    let Some(sb) = sandbox::boot("d9", setup) else { return };
+    running(&sb);
+    let bidirectional = |sb: &Sandbox| {
+        state(sb)["modes"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["mode"] == "Bidirectional").cloned())
+            .unwrap_or_default()
+    };
+    wait_until("a check with docker running", Duration::from_secs(10), || {
+        bidirectional(&sb)["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("docker.service in the host's namespace"))
+    });
+    let b = bidirectional(&sb);
+    assert_eq!(b["decided_by"], "flags", "{b:#}");
+    assert!(
+        b["reason"]
+            .as_str()
+            .unwrap()
+            .contains("add the live-probe.conf drop-in"),
+        "{b:#}"
+    );
+    assert!(
+        b["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(live probe inconclusive: cannot open /proc/"),
+        "{b:#}"
+    );
+
+    let dropin = include_str!("../packaging/mountprop.service.d/live-probe.conf");
+    sb.write("/etc/systemd/system/mountprop.service.d/live-probe.conf", dropin);
+    sb.exec(&["systemctl", "daemon-reload"]).ok();
+    sb.exec(&["systemctl", "restart", "mountprop.service"]).ok();
+    running(&sb);
+    wait_until("the modes decided by the probe", Duration::from_secs(10), || {
+        bidirectional(&sb)["decided_by"] == "probe"
+    });
+    settled(&sb);
+    let b = bidirectional(&sb);
+    assert_eq!(b["works"], true, "{b:#}");
+    assert!(
+        status_text(&sb).ends_with("; Bidirectional works (live probe); next check 60s"),
+        "{}",
+        status_text(&sb)
+    );
+    assert!(!sb.mountinfo("1").contains("mountprop-probe"), "no probe mount left");
+    assert_ne!(
+        sb.exec(&["sh", "-c", "ls -d /.mountprop-probe.*"]).code,
+        0,
+        "no scratch directory left"
+    );
+}

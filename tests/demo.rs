@@ -1,5 +1,6 @@
 //! `scripts/demo.sh`: a throwaway node with an old-style docker.service and a private `/`,
-//! mountprop check → apply → check on it, then teardown. Not part of the test run (ignored);
+//! mountprop check → apply → probe on it, then teardown. The node's `/` is an overlay of the
+//! host's, so even the probe's scratch directory stays in it. Not part of the test run (ignored);
 //! it is the README's "see it work" command for a machine that is not a node.
 
 mod sandbox;
@@ -47,7 +48,7 @@ fn docker_try(sb: &Sandbox) {
 #[ignore = "run by scripts/demo.sh"]
 fn demo() {
     let docker = Path::new("/usr/sbin/dockerd").exists() && Path::new("/bin/busybox").exists();
-    let mut setup = Setup::default().etc(
+    let mut setup = Setup::default().with_overlay_root().etc(
         "mountprop/config.toml",
         "# demo: restart runtimes so the fix takes effect now\nrestart = \"always\"\n",
     );
@@ -81,7 +82,10 @@ fn demo() {
         "mountprop apply   # config: restart = \"always\"",
         &sb.mountprop(&["apply"]),
     );
-    show("mountprop check", &sb.mountprop(&["check"]));
+    show(
+        "mountprop probe   # real mounts, looked for on the other side",
+        &sb.mountprop(&["probe"]),
+    );
     if docker {
         docker_try(&sb);
     }

@@ -38,6 +38,18 @@ fn verdict_of(sb: &Sandbox, subject: &str) -> (String, String) {
     )
 }
 
+/// Whether mountprop says [HostToContainer, Bidirectional] work.
+fn modes_of(sb: &Sandbox) -> [bool; 2] {
+    let (_, report) = sb.check_json(None);
+    ["HostToContainer", "Bidirectional"].map(|name| {
+        report["modes"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["mode"] == name))
+            .map(|m| m["works"] == true)
+            .unwrap_or_else(|| panic!("no mode {name}: {report:#}"))
+    })
+}
+
 #[test]
 fn s10_real_docker_agrees_with_mountprop() {
     let test = "s10_real_docker_agrees_with_mountprop";
@@ -78,6 +90,9 @@ fn s10_real_docker_agrees_with_mountprop() {
     let (status, detail) = verdict_of(&sb, "/");
     assert_eq!(status, "drift");
     assert!(detail.starts_with("private"), "{detail}");
+    let a_rslave = run_with_volume(&sb, "rslave");
+    assert_eq!(a_rslave.code, 125, "{a_rslave:#?}");
+    assert_eq!(modes_of(&sb), [false, false], "as Docker: neither :rslave nor :rshared");
 
     // (b) `/` rshared, docker.service still MountFlags=slave: HostToContainer only.
     sb.exec(&["mount", "--make-rshared", "/"]).ok();
@@ -94,6 +109,7 @@ fn s10_real_docker_agrees_with_mountprop() {
         "{detail}"
     );
     assert!(detail.contains("only receives from the host"), "{detail}");
+    assert_eq!(modes_of(&sb), [true, false], "as Docker: :rslave but not :rshared");
 
     // (c) mountprop apply, restarts allowed: Docker accepts the Bidirectional volume.
     let apply = sb.mountprop(&["apply"]);
@@ -104,6 +120,7 @@ fn s10_real_docker_agrees_with_mountprop() {
         apply.stdout
     );
     run_with_volume(&sb, "rshared").ok();
+    assert_eq!(modes_of(&sb), [true, true], "as Docker: :rshared works");
     assert_eq!(sb.mount_flags("docker.service"), 1048576);
     let (status, detail) = verdict_of(&sb, "docker.service");
     assert_eq!(status, "ok", "{detail}");

@@ -74,6 +74,8 @@ fn the_deb_holds_the_files_and_scripts() {
         "./etc/mountprop/config.toml",
         "./usr/share/doc/mountprop/README.md",
         "./usr/share/doc/mountprop/copyright",
+        "./usr/share/doc/mountprop/live-probe.conf",
+        "./usr/share/doc/mountprop/mountprop-plugin-monitor.json",
     ] {
         assert!(
             list.lines().any(|l| l.ends_with(f)),
@@ -132,6 +134,8 @@ fn the_rpms_hold_the_files_scriptlets_and_payloads() {
             "/etc/mountprop/config.toml",
             "/usr/share/doc/mountprop/README.md",
             "/usr/share/licenses/mountprop/LICENSE",
+            "/usr/share/doc/mountprop/live-probe.conf",
+            "/usr/share/doc/mountprop/mountprop-plugin-monitor.json",
         ] {
             assert!(list.lines().any(|l| l == f), "{f} missing from {r}:\n{list}");
         }

@@ -59,15 +59,23 @@ fn facts(version: u32) -> Facts {
             first_mount: Some(27),
             container: None,
             paths: vec![path_facts("/", Needed::Shared, mount(43, "/", shared(1)))],
+            points: vec![crate::observe::Point {
+                path: "/".into(),
+                mount: mount(43, "/", shared(1)),
+                exists: true,
+            }],
         },
         units: Vec::new(),
+        kubelet: None,
         image: None,
+        probe: None,
     }
 }
 
 fn image(service: crate::image::ServiceInstall) -> Facts {
     let mut f = facts(252);
     f.host.paths.clear();
+    f.host.points.clear();
     f.image = Some(crate::observe::ImageFacts {
         root: "/img".into(),
         service,
@@ -150,6 +158,7 @@ fn own_ns(pid: u32, root: Propagation) -> RuntimeView {
         pid,
         same_ns_as_host: false,
         paths: vec![Some(mount(117, "/", root))],
+        points: vec![Some(mount(117, "/", root))],
         error: None,
     }
 }
@@ -159,6 +168,7 @@ fn host_ns(pid: u32) -> RuntimeView {
         pid,
         same_ns_as_host: true,
         paths: vec![Some(mount(43, "/", shared(1)))],
+        points: vec![Some(mount(43, "/", shared(1)))],
         error: None,
     }
 }
@@ -789,4 +799,327 @@ fn image_without_mountprop_installed_is_drift() {
     let v = verdict(&p, "mountprop.service");
     assert_eq!(v.status, Status::Drift);
     assert!(v.detail.starts_with("not installed in the image"), "{}", v.detail);
+}
+
+// ---- Kubernetes mountPropagation modes ----
+
+use crate::config::KubeMode;
+use crate::modes::{Decider, ModeVerdict, ProbeResult};
+use crate::observe::{KubeletFacts, Point};
+
+fn point(path: &str, m: MountSummary) -> Point {
+    Point {
+        path: path.into(),
+        mount: m,
+        exists: true,
+    }
+}
+
+/// `/` and the kubelet's root, both on the shared root mount.
+fn kube_facts() -> Facts {
+    let mut f = facts(252);
+    f.host.points = vec![
+        point("/", mount(43, "/", shared(1))),
+        point("/var/lib/kubelet", mount(43, "/", shared(1))),
+    ];
+    f
+}
+
+/// A runtime namespace whose mounts at both points have this propagation.
+fn own_ns_at_points(pid: u32, prop: Propagation) -> RuntimeView {
+    let mut v = own_ns(pid, prop);
+    v.points = vec![Some(mount(117, "/", prop)), Some(mount(117, "/", prop))];
+    v
+}
+
+fn mode(p: &Plan, m: KubeMode) -> &ModeVerdict {
+    p.modes.iter().find(|v| v.mode == m).expect("every mode is judged")
+}
+
+fn works(p: &Plan) -> [bool; 3] {
+    [KubeMode::None, KubeMode::HostToContainer, KubeMode::Bidirectional].map(|m| mode(p, m).works)
+}
+
+#[test]
+fn modes_all_work_with_a_shared_root_and_the_runtime_in_the_host_namespace() {
+    let f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
+    let p = plan(&f, &cfg());
+    assert_eq!(works(&p), [true, true, true]);
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert_eq!(b.decided_by, Decider::Flags);
+    assert_eq!(
+        b.reason,
+        "/ shared:1, /var/lib/kubelet shared:1; docker.service in the host's namespace"
+    );
+    assert_eq!(p.status(), Status::Ok);
+}
+
+#[test]
+fn modes_a_slave_runtime_gets_host_to_container_only_and_the_unit_file_line_is_named() {
+    // Layout (a): / shared, old docker running in its own slave namespace.
+    let mut u = running(old_docker(), own_ns_at_points(66, slave(1)));
+    u.props.active_state = "active".into();
+    let p = plan(&with_units(kube_facts(), vec![u]), &cfg());
+    assert_eq!(works(&p), [true, true, false]);
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert_eq!(
+        b.reason,
+        "docker.service: its namespace at / only receives from the host (MountFlags=slave at /lib/systemd/system/docker.service:5)"
+    );
+    assert_eq!(b.blame.as_ref().map(|b| b.subject.as_str()), Some("docker.service"));
+    // The unit's own verdict already says drift; the mode does not make it worse.
+    assert_eq!(p.status(), Status::Drift);
+}
+
+#[test]
+fn modes_a_private_root_breaks_both_and_names_the_mount() {
+    // Layout (b).
+    let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
+    f.host.paths[0].mount.propagation = private();
+    for p in &mut f.host.points {
+        p.mount.propagation = private();
+    }
+    let p = plan(&f, &cfg());
+    assert_eq!(works(&p), [true, false, false]);
+    for m in [KubeMode::HostToContainer, KubeMode::Bidirectional] {
+        assert_eq!(mode(&p, m).reason, "/ is on mount 43 (/, ext4), which is private");
+    }
+}
+
+#[test]
+fn modes_a_private_kubelet_mount_is_drift_even_when_every_verdict_is_ok() {
+    // Layout (d): / shared, /var/lib/kubelet a separate private mount, not in [[paths]].
+    let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
+    f.host.points[1].mount = mount(90, "/var/lib/kubelet", private());
+    f.host.points[1].mount.fstype = "tmpfs".into();
+    let p = plan(&f, &cfg());
+    assert!(p.verdicts.iter().all(|v| v.status == Status::Ok), "{:#?}", p.verdicts);
+    assert_eq!(works(&p), [true, false, false]);
+    assert_eq!(
+        mode(&p, KubeMode::Bidirectional).reason,
+        "/var/lib/kubelet is on mount 90 (/var/lib/kubelet, tmpfs), which is private"
+    );
+    assert_eq!(p.status(), Status::Drift);
+    // A slave there is enough for HostToContainer only.
+    f.host.points[1].mount.propagation = slave(1);
+    assert_eq!(works(&plan(&f, &cfg())), [true, true, false]);
+}
+
+#[test]
+fn modes_a_pending_restart_stays_restart_pending() {
+    // Configured right, but the running process keeps its old slave namespace.
+    let f = with_units(
+        kube_facts(),
+        vec![running(fixed_docker(), own_ns_at_points(66, slave(1)))],
+    );
+    let p = plan(&f, &cfg());
+    assert!(!mode(&p, KubeMode::Bidirectional).works);
+    assert_eq!(verdict(&p, "docker.service").status, Status::RestartPending);
+    assert_eq!(p.status(), Status::RestartPending);
+}
+
+#[test]
+fn modes_a_stopped_runtime_is_judged_by_where_it_will_start() {
+    let p = plan(&with_units(kube_facts(), vec![old_docker()]), &cfg());
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert!(!b.works);
+    assert!(
+        b.reason
+            .starts_with("docker.service: when it starts, its namespace at / only receives from the host"),
+        "{}",
+        b.reason
+    );
+    assert!(b.blame.as_ref().is_some_and(|b| b.predicted));
+    assert!(mode(&p, KubeMode::HostToContainer).works);
+    // Fixed: it will start in the host's namespace.
+    let p = plan(&with_units(kube_facts(), vec![fixed_docker()]), &cfg());
+    assert_eq!(works(&p), [true, true, true]);
+    assert!(
+        mode(&p, KubeMode::Bidirectional)
+            .reason
+            .contains("docker.service will start in the host's namespace")
+    );
+}
+
+#[test]
+fn modes_on_systemd_240_shared_means_a_slave_namespace_at_next_start() {
+    let mut f = with_units(kube_facts(), vec![fixed_docker()]);
+    f.systemd.version = Some(240);
+    let p = plan(&f, &cfg());
+    assert!(mode(&p, KubeMode::HostToContainer).works);
+    assert!(!mode(&p, KubeMode::Bidirectional).works);
+}
+
+#[test]
+fn modes_a_host_to_container_node_is_compliant_without_bidirectional() {
+    let mut c = cfg();
+    c.mount_flags = MountFlagsMode::Slave;
+    c.required_mode = KubeMode::HostToContainer;
+    let f = with_units(
+        kube_facts(),
+        vec![running(old_docker(), own_ns_at_points(66, slave(1)))],
+    );
+    let p = plan(&f, &c);
+    assert_eq!(works(&p), [true, true, false]);
+    assert_eq!(p.status(), Status::Ok, "{:#?}", p.verdicts);
+}
+
+#[test]
+fn modes_a_kubelet_in_a_slave_namespace_breaks_bidirectional() {
+    let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(own_ns_at_points(77, slave(1))),
+    });
+    let p = plan(&f, &cfg());
+    assert_eq!(works(&p), [true, true, false]);
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert_eq!(
+        b.reason,
+        "kubelet.service: its namespace at / only receives from the host"
+    );
+    assert_eq!(p.status(), Status::Drift);
+}
+
+#[test]
+fn modes_a_slave_host_mount_passes_host_to_container_to_a_namespace_with_its_master() {
+    let mut f = with_units(
+        kube_facts(),
+        vec![running(fixed_docker(), own_ns_at_points(66, slave(5)))],
+    );
+    for p in &mut f.host.points {
+        p.mount.propagation = slave(5);
+    }
+    let p = plan(&f, &cfg());
+    assert_eq!(works(&p), [true, true, false]);
+}
+
+#[test]
+fn modes_are_not_judged_in_an_image_tree() {
+    let p = plan(&image(installed(true)), &cfg());
+    assert_eq!(works(&p), [true, true, true]);
+    assert!(mode(&p, KubeMode::Bidirectional).reason.starts_with("not judged"));
+}
+
+fn probe(subject: &str, point: &str, h2c: Option<bool>, c2h: Option<bool>) -> ProbeResult {
+    ProbeResult {
+        subject: subject.into(),
+        point: point.into(),
+        host_to_container: h2c,
+        container_to_host: c2h,
+        error: None,
+    }
+}
+
+#[test]
+fn modes_the_probe_overrides_the_flags_and_the_disagreement_is_said() {
+    // Flags: a slave namespace, Bidirectional broken. The probe saw both directions work.
+    let mut f = with_units(
+        kube_facts(),
+        vec![running(old_docker(), own_ns_at_points(66, slave(1)))],
+    );
+    f.probe = Some(vec![
+        probe("docker.service", "/", Some(true), Some(true)),
+        probe("docker.service", "/var/lib/kubelet", Some(true), Some(true)),
+    ]);
+    let p = plan(&f, &cfg());
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert!(b.works);
+    assert_eq!(b.decided_by, Decider::Probe);
+    assert!(
+        b.disagreement
+            .as_deref()
+            .is_some_and(|d| d.starts_with("the flags say it is broken (docker.service: its namespace at / only")),
+        "{b:#?}"
+    );
+
+    // Flags: all well. The probe saw a mount made in the container stay there.
+    let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
+    f.probe = Some(vec![
+        probe("docker.service", "/", Some(true), Some(true)),
+        probe("docker.service", "/var/lib/kubelet", Some(true), Some(false)),
+    ]);
+    let p = plan(&f, &cfg());
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert!(!b.works);
+    assert_eq!(
+        b.reason,
+        "docker.service at /var/lib/kubelet: a tmpfs mounted in its namespace did not appear on the host (live probe)"
+    );
+    assert!(
+        b.disagreement
+            .as_deref()
+            .is_some_and(|d| d.starts_with("the flags say it works"))
+    );
+    assert!(mode(&p, KubeMode::HostToContainer).works);
+    assert_eq!(mode(&p, KubeMode::HostToContainer).decided_by, Decider::Probe);
+    assert_eq!(p.status(), Status::Drift);
+}
+
+#[test]
+fn modes_the_probe_agreeing_confirms_and_an_inconclusive_one_leaves_the_flags() {
+    let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
+    f.probe = Some(vec![probe("docker.service", "/", Some(true), Some(true))]);
+    let b = mode(&plan(&f, &cfg()), KubeMode::Bidirectional).clone();
+    assert!(b.works && b.disagreement.is_none());
+    assert!(
+        b.reason
+            .ends_with("the live probe saw mounts cross as needed (1 namespace at 1 point)"),
+        "{}",
+        b.reason
+    );
+
+    let mut r = probe("docker.service", "/", None, None);
+    r.error = Some("cannot enter its mount namespace: EPERM".into());
+    f.probe = Some(vec![r]);
+    let b = mode(&plan(&f, &cfg()), KubeMode::Bidirectional).clone();
+    assert!(b.works);
+    assert_eq!(b.decided_by, Decider::Flags);
+    assert!(
+        b.reason
+            .ends_with("(live probe inconclusive: cannot enter its mount namespace: EPERM)")
+    );
+
+    // Only one direction known, and it failed: that is enough to say Bidirectional is broken.
+    f.probe = Some(vec![probe("docker.service", "/", Some(false), None)]);
+    assert!(!mode(&plan(&f, &cfg()), KubeMode::Bidirectional).works);
+}
+
+#[test]
+fn modes_a_probe_that_agrees_on_broken_keeps_the_blame_of_the_flags() {
+    let mut f = with_units(
+        kube_facts(),
+        vec![running(old_docker(), own_ns_at_points(66, slave(1)))],
+    );
+    f.probe = Some(vec![probe("docker.service", "/", Some(true), Some(false))]);
+    let p = plan(&f, &cfg());
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert!(!b.works && b.disagreement.is_none());
+    assert_eq!(b.decided_by, Decider::Probe);
+    assert_eq!(
+        b.reason,
+        "docker.service: its namespace at / only receives from the host (MountFlags=slave at /lib/systemd/system/docker.service:5); \
+         the live probe agrees (docker.service at /: a tmpfs mounted in its namespace did not appear on the host)"
+    );
+    assert_eq!(b.blame.as_ref().map(|b| b.subject.as_str()), Some("docker.service"));
+}
+
+#[test]
+fn modes_the_probe_cannot_clear_what_it_did_not_reach() {
+    // A stopped old docker (predicted slave) and a running containerd the probe found fine.
+    let mut containerd = running(fixed_docker(), host_ns(70));
+    containerd.name = "containerd.service".into();
+    let mut f = with_units(kube_facts(), vec![old_docker(), containerd]);
+    f.probe = Some(vec![
+        probe("containerd.service", "/", Some(true), Some(true)),
+        probe("containerd.service", "/var/lib/kubelet", Some(true), Some(true)),
+    ]);
+    let b = mode(&plan(&f, &cfg()), KubeMode::Bidirectional).clone();
+    assert!(!b.works);
+    assert_eq!(b.decided_by, Decider::Flags);
+    assert!(b.reason.starts_with("docker.service: when it starts"), "{}", b.reason);
+    assert!(
+        b.reason
+            .ends_with("the live probe could not reach that, and found nothing else")
+    );
 }

@@ -41,7 +41,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Self {
+    pub fn from(o: Output) -> Self {
         Self {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -74,6 +74,10 @@ pub struct Setup {
     /// Boot this tree (an image) as the node's root, into its multi-user.target, instead of the
     /// host's filesystem. The tree is overlaid, so the boot leaves it as it was.
     pub root: Option<PathBuf>,
+    /// Boot the host's own `/` overlaid as a whole: the node's `/` is one writable mount, as on
+    /// most real nodes, and a directory made in it (the probe's scratch directory) stays in
+    /// the node.
+    pub overlay_root: bool,
 }
 
 impl Setup {
@@ -90,6 +94,11 @@ impl Setup {
 
     pub fn with_root(mut self, root: &Path) -> Self {
         self.root = Some(root.to_path_buf());
+        self
+    }
+
+    pub fn with_overlay_root(mut self) -> Self {
+        self.overlay_root = true;
         self
     }
 
@@ -168,7 +177,30 @@ pub fn boot(test: &str, setup: Setup) -> Option<Sandbox> {
     Some(Sandbox::boot(test, &setup).unwrap_or_else(|e| panic!("{test}: {e}")))
 }
 
-const INIT: &str = r#"set -e
+/// Host services the node must not start, and (unless the test wants them) the host's own
+/// container runtimes, whited out in the node's overlays below `$R` (empty: the host's paths).
+const HIDE_HOST: &str = r#"
+S=$R/etc/systemd/system
+for u in systemd-sysctl.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount \
+         systemd-modules-load.service systemd-remount-fs.service systemd-timesyncd.service \
+         console-getty.service getty@tty1.service getty.target systemd-firstboot.service \
+         systemd-journal-flush.service systemd-networkd.service systemd-resolved.service \
+         postgresql.service; do
+  ln -sf /dev/null "$S/$u"
+done
+if [ -z "${SBX_HOST_RUNTIMES:-}" ]; then
+  for u in docker.service docker.socket containerd.service crio.service; do
+    rm -f $R/usr/lib/systemd/system/$u $R/lib/systemd/system/$u $R/etc/systemd/system/*.wants/$u
+  done
+  # Or systemd-sysv-generator would make units of their init scripts.
+  rm -f $R/etc/init.d/docker $R/etc/init.d/containerd $R/etc/init.d/crio
+fi
+"#;
+
+/// The host's filesystem with overlays on everything the node may write.
+fn init_host() -> String {
+    format!(
+        r#"set -e
 mount -t tmpfs -o mode=755 mountprop-sbx /mnt
 # The binary under test, reachable at a fixed path wherever the checkout is (even under /tmp or
 # /var/tmp, which are covered below).
@@ -181,23 +213,8 @@ if [ ! -L /lib ]; then
   mkdir -p /mnt/lib-up /mnt/lib-work
   mount -t overlay overlay -o lowerdir=/lib,upperdir=/mnt/lib-up,workdir=/mnt/lib-work /lib
 fi
-S=/etc/systemd/system
-for u in systemd-sysctl.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount \
-         systemd-modules-load.service systemd-remount-fs.service systemd-timesyncd.service \
-         console-getty.service getty@tty1.service getty.target systemd-firstboot.service \
-         systemd-journal-flush.service systemd-networkd.service systemd-resolved.service \
-         postgresql.service; do
-  ln -sf /dev/null "$S/$u"
-done
-# The node starts without the host's container runtimes unless the test wants them; this only
-# whites them out in the overlays.
-if [ -z "${SBX_HOST_RUNTIMES:-}" ]; then
-  for u in docker.service docker.socket containerd.service crio.service; do
-    rm -f /usr/lib/systemd/system/$u /lib/systemd/system/$u /etc/systemd/system/*.wants/$u
-  done
-  # Or systemd-sysv-generator would make units of their init scripts.
-  rm -f /etc/init.d/docker /etc/init.d/containerd /etc/init.d/crio
-fi
+R=
+{HIDE_HOST}
 # The test's files, before /tmp and /var/tmp are covered.
 cp -a --remove-destination "$SBX_DIR/etc/." /etc/
 mount -t tmpfs -o mode=1777 sbx-tmp /tmp
@@ -205,11 +222,16 @@ mount -t tmpfs -o mode=1777 sbx-vartmp /var/tmp
 mount -t tmpfs -o mode=755 sbx-run /run
 mkdir -p /run/lock
 exec env container=mountprop-test /lib/systemd/systemd --system --unit=sandbox.target
-"#;
+"#
+    )
+}
 
-/// Boots an image tree: overlaid on a tmpfs, /dev and /sys from the host, pivot_root into it,
-/// its own multi-user.target. The binary under test is at the same path as in the host mode.
-const INIT_ROOT: &str = r#"set -e
+/// A tree ($SBX_ROOT: an image, or the host's `/`) overlaid as a whole on a tmpfs, /dev and
+/// /sys from the host, pivot_root into it, then $SBX_TARGET. The binary under test is at the
+/// same path as in the host mode.
+fn init_root() -> String {
+    format!(
+        r#"set -e
 mount -t tmpfs -o mode=755 mountprop-sbx /mnt
 mkdir -p /mnt/root /mnt/img-up /mnt/img-work
 mount -t overlay overlay -o lowerdir="$SBX_ROOT",upperdir=/mnt/img-up,workdir=/mnt/img-work /mnt/root
@@ -219,6 +241,9 @@ S=$R/etc/systemd/system
 for u in console-getty.service getty.target systemd-firstboot.service getty@tty1.service; do
   ln -sf /dev/null "$S/$u"
 done
+if [ -n "$SBX_HIDE_HOST" ]; then
+{HIDE_HOST}
+fi
 cp -a --remove-destination "$SBX_DIR/etc/." "$R/etc/"
 mkdir -p $R/dev $R/sys $R/proc $R/tmp $R/run $R/mnt/harness
 mount --rbind /dev $R/dev
@@ -231,8 +256,11 @@ mkdir -p .oldroot
 pivot_root . .oldroot
 mount -t proc proc /proc
 umount -l /.oldroot
-exec env container=mountprop-test /lib/systemd/systemd --system --unit=multi-user.target
-"#;
+rmdir /.oldroot
+exec env container=mountprop-test /lib/systemd/systemd --system --unit="$SBX_TARGET"
+"#
+    )
+}
 
 impl Sandbox {
     fn boot(test: &str, setup: &Setup) -> Result<Self, String> {
@@ -261,8 +289,13 @@ impl Sandbox {
             }
             fs::write(&p, content).map_err(|e| e.to_string())?;
         }
-        fs::write(dir.join("init.sh"), if setup.root.is_some() { INIT_ROOT } else { INIT })
-            .map_err(|e| e.to_string())?;
+        // An image boots its own multi-user.target; the host's tree the test's minimal target.
+        let (script, root, target) = match (&setup.root, setup.overlay_root) {
+            (Some(img), _) => (init_root(), img.clone(), "multi-user.target"),
+            (None, true) => (init_root(), PathBuf::from("/"), "sandbox.target"),
+            (None, false) => (init_host(), PathBuf::new(), "sandbox.target"),
+        };
+        fs::write(dir.join("init.sh"), script).map_err(|e| e.to_string())?;
         let log = fs::File::create(dir.join("console.log")).map_err(|e| e.to_string())?;
         let mut cmd = Command::new("unshare");
         cmd.args([
@@ -281,7 +314,9 @@ impl Sandbox {
         .env("SBX_DIR", &dir)
         .env("SBX_HOST_RUNTIMES", if setup.host_runtimes { "1" } else { "" })
         .env("SBX_BIN", BIN)
-        .env("SBX_ROOT", setup.root.clone().unwrap_or_default())
+        .env("SBX_ROOT", root)
+        .env("SBX_TARGET", target)
+        .env("SBX_HIDE_HOST", if setup.overlay_root { "1" } else { "" })
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log);
@@ -344,6 +379,21 @@ impl Sandbox {
             .output()
             .unwrap_or_else(|e| panic!("nsenter {args:?}: {e}"));
         Run::from(out)
+    }
+
+    /// Starts `args` inside the node, with `env` set, and does not wait for it.
+    pub fn spawn(&self, env: &[&str], args: &[&str]) -> Child {
+        Command::new("nsenter")
+            .arg("-t")
+            .arg(self.pid.to_string())
+            .args(["-a", "env"])
+            .args(env)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("nsenter {args:?}: {e}"))
     }
 
     pub fn sh(&self, script: &str) -> Run {

@@ -1,0 +1,407 @@
+//! The question users really ask: which Kubernetes `mountPropagation` modes work for pods on
+//! this node, judged at `/` and at the kubelet's volume root, for every container runtime (and
+//! the kubelet's own namespace when it runs). Pure: from facts and unit verdicts, and from the
+//! live probe's results when one ran ([`crate::probe`]); the probe overrides what the flags
+//! suggest wherever it reached.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::KubeMode;
+use crate::mountinfo::MountSummary;
+use crate::observe::{Facts, Point, RuntimeView};
+use crate::plan::{Status, Verdict};
+use crate::unitfile::MountFlags;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decider {
+    /// Propagation flags and peer groups, as systemd and /proc report them.
+    Flags,
+    /// Real mounts, made and looked for by `mountprop probe`.
+    Probe,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeVerdict {
+    pub mode: KubeMode,
+    pub works: bool,
+    /// One line: what makes it work, or the unit, file:line and setting, or the mount, to blame.
+    pub reason: String,
+    pub decided_by: Decider,
+    /// What breaks it: a unit, or a path whose mount is to blame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blame: Option<ModeBlame>,
+    /// Set when the probe and the flags disagree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disagreement: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeBlame {
+    /// A unit name, or the path whose host mount is to blame.
+    pub subject: String,
+    /// Where it was judged: `/` or the kubelet's root.
+    pub point: PathBuf,
+    /// Judged from where a stopped unit will start, not from a running process.
+    #[serde(default)]
+    pub predicted: bool,
+}
+
+/// What the live probe saw for one namespace at one point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub subject: String,
+    pub point: PathBuf,
+    /// A tmpfs mounted on the host appeared in the namespace.
+    pub host_to_container: Option<bool>,
+    /// A tmpfs mounted in the namespace appeared on the host.
+    pub container_to_host: Option<bool>,
+    /// Why a direction could not be tested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How a namespace relates to the host's at one point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Relation {
+    /// The host's own namespace: exactly what the host has.
+    Same,
+    /// Its mount is in the host's peer group: both ways.
+    Peer,
+    /// Its mount receives from the host's mount but does not send back.
+    Slave,
+    /// Nothing propagates.
+    CutOff,
+}
+
+/// How the mount `theirs` (in the namespace of `view`) relates to the host's mount `host`.
+pub(crate) fn relation(host: &MountSummary, theirs: Option<&MountSummary>, view: &RuntimeView) -> Relation {
+    if view.same_ns_as_host {
+        return Relation::Same;
+    }
+    let Some(t) = theirs else {
+        return Relation::CutOff;
+    };
+    match (host.propagation.shared, host.propagation.master) {
+        (Some(group), _) if t.propagation.shared == Some(group) => Relation::Peer,
+        (Some(group), _) if t.propagation.receives_from(group) => Relation::Slave,
+        // The host's mount is itself a slave: a copy made from it receives from the same master.
+        (None, Some(master)) if t.propagation.receives_from(master) => Relation::Slave,
+        _ => Relation::CutOff,
+    }
+}
+
+/// One namespace to judge: a runtime (running, or predicted from its config) or the kubelet.
+struct Subject<'a> {
+    name: &'a str,
+    /// Per point, when running.
+    view: Option<&'a RuntimeView>,
+    /// When not running: where it will start, from its loaded MountFlags.
+    predicted: Option<Relation>,
+    /// The unit's verdict, for its file:line and setting.
+    verdict: Option<&'a Verdict>,
+}
+
+/// Where a stopped runtime will start: without a namespace of its own on unset/shared (except
+/// on 239-241, where shared means a slave namespace), a slave on slave, cut off on private.
+fn predict(bits: Option<u64>, version: Option<u32>) -> Option<Relation> {
+    match MountFlags::from_bits(bits?)? {
+        MountFlags::Unset => Some(Relation::Same),
+        MountFlags::Shared if matches!(version, Some(239..=241)) => Some(Relation::Slave),
+        MountFlags::Shared => Some(Relation::Same),
+        MountFlags::Slave => Some(Relation::Slave),
+        MountFlags::Private => Some(Relation::CutOff),
+    }
+}
+
+/// Whether the host's own mount allows the mode: a container's namespace is a copy of the
+/// runtime's, and a copy of a private mount is private.
+fn host_ok(mode: KubeMode, m: &MountSummary) -> bool {
+    match mode {
+        KubeMode::None => true,
+        // Docker's own rule for rslave volumes: the source mount is shared or a slave.
+        KubeMode::HostToContainer => m.propagation.is_shared() || m.propagation.master.is_some(),
+        KubeMode::Bidirectional => m.propagation.is_shared(),
+    }
+}
+
+fn rel_ok(mode: KubeMode, r: Relation) -> bool {
+    match mode {
+        KubeMode::None => true,
+        KubeMode::HostToContainer => r != Relation::CutOff,
+        KubeMode::Bidirectional => matches!(r, Relation::Same | Relation::Peer),
+    }
+}
+
+const MODES: [KubeMode; 3] = [KubeMode::None, KubeMode::HostToContainer, KubeMode::Bidirectional];
+
+/// The three modes, judged from the flags and then, where it reached, from the probe.
+pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
+    let version = facts.systemd.version;
+    let mut subjects: Vec<Subject<'_>> = Vec::new();
+    for u in &facts.units {
+        if u.props.load_state != "loaded" {
+            continue;
+        }
+        subjects.push(Subject {
+            name: &u.name,
+            view: u.runtime.as_ref(),
+            predicted: if u.runtime.is_none() {
+                predict(u.props.mount_flags, version)
+            } else {
+                None
+            },
+            verdict: verdicts.iter().find(|v| v.subject == u.name),
+        });
+    }
+    if let Some(k) = &facts.kubelet
+        && let Some(view) = &k.runtime
+    {
+        subjects.push(Subject {
+            name: &k.name,
+            view: Some(view),
+            predicted: None,
+            verdict: None,
+        });
+    }
+    let points = &facts.host.points;
+    MODES
+        .into_iter()
+        .map(|mode| {
+            let mut v = by_flags(mode, points, &subjects);
+            if let Some(results) = &facts.probe
+                && mode != KubeMode::None
+            {
+                apply_probe(&mut v, results);
+            }
+            v
+        })
+        .collect()
+}
+
+fn verdict(mode: KubeMode, works: bool, reason: String, blame: Option<ModeBlame>) -> ModeVerdict {
+    ModeVerdict {
+        mode,
+        works,
+        reason,
+        decided_by: Decider::Flags,
+        blame,
+        disagreement: None,
+    }
+}
+
+fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeVerdict {
+    if mode == KubeMode::None {
+        return verdict(mode, true, "needs no propagation".into(), None);
+    }
+    if points.is_empty() {
+        return verdict(
+            mode,
+            true,
+            "not judged (an image tree: nothing is mounted)".into(),
+            None,
+        );
+    }
+    for p in points {
+        if !host_ok(mode, &p.mount) {
+            let m = &p.mount;
+            let blame = ModeBlame {
+                subject: p.path.display().to_string(),
+                point: p.path.clone(),
+                predicted: false,
+            };
+            let reason = format!(
+                "{} is on mount {} ({}, {}), which is {}",
+                p.path.display(),
+                m.id,
+                m.mount_point.display(),
+                m.fstype,
+                m.propagation
+            );
+            return verdict(mode, false, reason, Some(blame));
+        }
+    }
+    for s in subjects {
+        for (i, p) in points.iter().enumerate() {
+            let (rel, predicted) = match (s.view, s.predicted) {
+                // Unknown: the unit's own verdict says so.
+                (Some(view), _) if view.error.is_some() => continue,
+                (Some(view), _) => (
+                    relation(&p.mount, view.points.get(i).and_then(Option::as_ref), view),
+                    false,
+                ),
+                (None, Some(r)) => (r, true),
+                (None, None) => continue,
+            };
+            if rel_ok(mode, rel) {
+                continue;
+            }
+            let how = match rel {
+                Relation::Slave => "only receives from the host",
+                _ => "is cut off from the host",
+            };
+            let when = if predicted {
+                "when it starts, its namespace"
+            } else {
+                "its namespace"
+            };
+            let cause = s.verdict.and_then(|v| v.blame.as_ref()).map_or(String::new(), |b| {
+                format!(" ({} at {}:{})", b.setting, b.file.display(), b.line)
+            });
+            let blame = ModeBlame {
+                subject: s.name.to_string(),
+                point: p.path.clone(),
+                predicted,
+            };
+            let reason = format!("{}: {when} at {} {how}{cause}", s.name, p.path.display());
+            return verdict(mode, false, reason, Some(blame));
+        }
+    }
+    let where_: Vec<String> = points
+        .iter()
+        .map(|p| {
+            let missing = if p.exists { "" } else { ", not created yet" };
+            format!("{} {}{missing}", p.path.display(), p.mount.propagation)
+        })
+        .collect();
+    let who: Vec<String> = subjects
+        .iter()
+        .map(|s| {
+            let how = match s.view {
+                Some(v) if v.same_ns_as_host => "in the host's namespace",
+                Some(_) => "a peer of the host's mounts",
+                None => "will start in the host's namespace",
+            };
+            format!("{} {how}", s.name)
+        })
+        .collect();
+    let who = if who.is_empty() {
+        "no container runtime installed".to_string()
+    } else {
+        who.join(", ")
+    };
+    verdict(mode, true, format!("{}; {who}", where_.join(", ")), None)
+}
+
+/// What a probe result says about `mode`: `None` where it could not tell.
+fn probed(mode: KubeMode, r: &ProbeResult) -> Option<bool> {
+    match mode {
+        KubeMode::None => Some(true),
+        KubeMode::HostToContainer => r.host_to_container,
+        KubeMode::Bidirectional => match (r.host_to_container, r.container_to_host) {
+            (Some(a), Some(b)) => Some(a && b),
+            (Some(false), None) | (None, Some(false)) => Some(false),
+            _ => None,
+        },
+    }
+}
+
+/// Whether a conclusive probe result speaks about what the flags blamed.
+fn covers(r: &ProbeResult, b: &ModeBlame) -> bool {
+    r.point == b.point && (r.subject == b.subject || Path::new(&b.subject) == b.point)
+}
+
+/// The probe decides where it reached; where it disagrees with the flags, both are said.
+fn apply_probe(v: &mut ModeVerdict, results: &[ProbeResult]) {
+    let conclusive: Vec<(&ProbeResult, bool)> = results
+        .iter()
+        .filter_map(|r| probed(v.mode, r).map(|ok| (r, ok)))
+        .collect();
+    if conclusive.is_empty() {
+        let why = results
+            .iter()
+            .find_map(|r| r.error.clone())
+            .unwrap_or_else(|| "no running runtime to probe".into());
+        v.reason = format!("{} (live probe inconclusive: {why})", v.reason);
+        return;
+    }
+    if let Some((r, _)) = conclusive.iter().find(|(_, ok)| !ok) {
+        let dir = if r.host_to_container == Some(false) {
+            "a tmpfs mounted on the host did not appear in its namespace"
+        } else {
+            "a tmpfs mounted in its namespace did not appear on the host"
+        };
+        let probe_reason = format!("{} at {}: {dir}", r.subject, r.point.display());
+        if v.works {
+            v.disagreement = Some(format!(
+                "the flags say it works ({}); the live probe says it does not",
+                v.reason
+            ));
+            v.works = false;
+            v.reason = format!("{probe_reason} (live probe)");
+            v.blame = Some(ModeBlame {
+                subject: r.subject.clone(),
+                point: r.point.clone(),
+                predicted: false,
+            });
+        } else {
+            // Both say broken: the flags' reason names the file or mount to blame.
+            v.reason = format!("{}; the live probe agrees ({probe_reason})", v.reason);
+        }
+        v.decided_by = Decider::Probe;
+        return;
+    }
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut subjects: Vec<&str> = conclusive.iter().map(|(r, _)| r.subject.as_str()).collect();
+    let mut points: Vec<&Path> = conclusive.iter().map(|(r, _)| r.point.as_path()).collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    points.sort_unstable();
+    points.dedup();
+    let seen = format!(
+        "the live probe saw mounts cross as needed ({} at {})",
+        count(subjects.len(), "namespace"),
+        count(points.len(), "point")
+    );
+    match &v.blame {
+        None => v.reason = format!("{}; {seen}", v.reason),
+        Some(b) if conclusive.iter().any(|(r, _)| covers(r, b)) => {
+            v.disagreement = Some(format!(
+                "the flags say it is broken ({}); the live probe says it works",
+                v.reason
+            ));
+            v.works = true;
+            v.reason = seen;
+            v.blame = None;
+        }
+        // What the flags blame (a stopped runtime, say) is not something the probe reached.
+        Some(_) => {
+            v.reason = format!(
+                "{}; the live probe could not reach that, and found nothing else",
+                v.reason
+            );
+            return;
+        }
+    }
+    v.decided_by = Decider::Probe;
+}
+
+/// The node's status as far as the required mode goes: what the culprit's own verdict already
+/// says (so a pending restart stays "restart pending"), else drift.
+pub fn status(modes: &[ModeVerdict], required: KubeMode, verdicts: &[Verdict]) -> Status {
+    let Some(m) = modes.iter().find(|m| m.mode == required && !m.works) else {
+        return Status::Ok;
+    };
+    let own = m
+        .blame
+        .as_ref()
+        .and_then(|b| verdicts.iter().find(|v| v.subject == b.subject))
+        .map(|v| v.status)
+        .filter(|s| !matches!(s, Status::Ok | Status::NotInstalled));
+    own.unwrap_or(Status::Drift)
+}
+
+/// The required mode's verdict, for one-line summaries.
+pub fn required(modes: &[ModeVerdict], required: KubeMode) -> Option<&ModeVerdict> {
+    modes.iter().find(|m| m.mode == required)
+}
+
+impl fmt::Display for ModeVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = if self.works { "works" } else { "broken" };
+        write!(f, "{} {word}: {}", self.mode, self.reason)
+    }
+}

@@ -1,0 +1,437 @@
+//! The live propagation probe (`mountprop probe`): real mounts instead of flags.
+//!
+//! At each point (`/` and the kubelet's root) mountprop makes a scratch directory of its own,
+//! `<point>/.mountprop-probe.<pid>`. For each running runtime it enters, from a short-lived
+//! thread, a fresh copy of the runtime's mount namespace (what runc gives a container: a copy
+//! of a private mount is private, a copy of a shared one a peer), mounts a tiny tmpfs on the host
+//! and looks for it there (HostToContainer), then mounts one there and looks for it on the host
+//! (Bidirectional). The kubelet's own namespace is entered as it is. Every mount is found by its
+//! unique source name, never by path.
+//!
+//! Nothing is left behind: each mount and directory is held by a guard that undoes it on every
+//! exit path (panic and timeout included); the copied namespace dies with its thread; a final
+//! sweep unmounts anything of this run still on the host; and the next run sweeps what a killed
+//! run left (its mounts and scratch directories carry its pid).
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::stat::Mode;
+
+use crate::modes::ProbeResult;
+use crate::mountinfo::MountInfo;
+use crate::observe::Facts;
+
+/// How long a whole probe may take unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const TAG: &str = "mountprop-probe";
+/// Test hook: hold still this long with the host-side mount in place (to kill a runtime then).
+const PAUSE_ENV: &str = "MOUNTPROP_TEST_PROBE_PAUSE_MS";
+/// What a refusal means, and the fix.
+const NEEDS: &str = " (the probe needs CAP_SYS_ADMIN, CAP_SYS_CHROOT, CAP_SYS_PTRACE and setns: \
+    under mountprop.service, add the live-probe.conf drop-in from the README)";
+
+type Reply = Result<bool, String>;
+
+enum Cmd {
+    /// Is a mount with this source in the agent's namespace?
+    Look(String),
+    Mount(String, PathBuf),
+    Umount(PathBuf),
+}
+
+/// A thread that lives in another mount namespace and does what it is told there.
+struct Agent {
+    tx: Option<Sender<(Cmd, Sender<Reply>)>>,
+    handle: Option<JoinHandle<()>>,
+    deadline: Instant,
+}
+
+impl Agent {
+    /// Enters `ns`, and with `copy` then a fresh copy of it, as a container runtime does.
+    fn start(ns: OwnedFd, copy: bool, deadline: Instant) -> Result<Self, String> {
+        let (tx, rx) = channel::<(Cmd, Sender<Reply>)>();
+        let (ready_tx, ready_rx) = channel::<Result<(), String>>();
+        let handle = std::thread::Builder::new()
+            .name("mountprop-probe".into())
+            .spawn(move || agent_main(ns, copy, &ready_tx, &rx))
+            .map_err(|e| format!("cannot start the probe thread: {e}"))?;
+        let agent = Self {
+            tx: Some(tx),
+            handle: Some(handle),
+            deadline,
+        };
+        match ready_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Ok(())) => Ok(agent),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("timed out entering its mount namespace".into()),
+        }
+    }
+
+    fn call(&self, cmd: Cmd) -> Reply {
+        let (reply_tx, reply_rx) = channel();
+        let tx = self.tx.as_ref().ok_or("probe thread gone")?;
+        tx.send((cmd, reply_tx)).map_err(|_| "probe thread gone".to_string())?;
+        reply_rx
+            .recv_timeout(self.deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| "timed out".to_string())?
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // Closing the channel tells the thread to undo its mounts and end; its namespace copy
+        // ends with it. Wait for that, within reason: a stuck thread must not hang the caller.
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let until = Instant::now() + Duration::from_secs(2);
+            while !h.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+fn agent_main(ns: OwnedFd, copy: bool, ready: &Sender<Result<(), String>>, rx: &Receiver<(Cmd, Sender<Reply>)>) {
+    // setns into a mount namespace needs a thread that shares no filesystem context.
+    let entered = unshare(CloneFlags::CLONE_FS)
+        .and_then(|()| setns(&ns, CloneFlags::CLONE_NEWNS))
+        .map_err(|e| format!("cannot enter its mount namespace: {e}{NEEDS}"))
+        .and_then(|()| {
+            if copy {
+                unshare(CloneFlags::CLONE_NEWNS)
+                    .map_err(|e| format!("cannot make a container-like copy of its mount namespace: {e}"))
+            } else {
+                Ok(())
+            }
+        });
+    drop(ns);
+    let ok = entered.is_ok();
+    let _ = ready.send(entered);
+    if !ok {
+        return;
+    }
+    let mut mounted: Vec<PathBuf> = Vec::new();
+    while let Ok((cmd, reply)) = rx.recv() {
+        let r = match cmd {
+            Cmd::Look(tag) => table_has(Path::new("/proc/thread-self/mountinfo"), &tag),
+            Cmd::Mount(tag, at) => mount_tmpfs(&tag, &at).map(|()| {
+                mounted.push(at);
+                true
+            }),
+            Cmd::Umount(at) => unmount(&at).map(|()| {
+                mounted.retain(|m| *m != at);
+                true
+            }),
+        };
+        let _ = reply.send(r);
+    }
+    for at in mounted.iter().rev() {
+        let _ = umount2(at, MntFlags::MNT_DETACH);
+    }
+}
+
+fn mount_tmpfs(tag: &str, at: &Path) -> Result<(), String> {
+    mount(
+        Some(tag),
+        at,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=4k,mode=0700"),
+    )
+    .map_err(|e| format!("mount tmpfs on {}: {e}", at.display()))
+}
+
+/// A plain umount propagates to the mount's peers and slaves; detach only if that fails.
+fn unmount(at: &Path) -> Result<(), String> {
+    umount2(at, MntFlags::empty())
+        .or_else(|_| umount2(at, MntFlags::MNT_DETACH))
+        .map_err(|e| format!("umount {}: {e}", at.display()))
+}
+
+fn table_has(table: &Path, tag: &str) -> Reply {
+    let info = MountInfo::read_path(table, Vec::new()).map_err(|e| e.to_string())?;
+    Ok(info.iter().flatten().any(|m| m.source.raw() == tag.as_bytes()))
+}
+
+/// A mount on the host, taken away again when dropped.
+struct HostMount(PathBuf);
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        if let Err(e) = unmount(&self.0) {
+            tracing::warn!(PATH = %self.0.display(), "probe: {e}");
+        }
+    }
+}
+
+/// mountprop's scratch directory at a point, removed when dropped (only if empty: never
+/// anything else's).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn make(point: &Path) -> Result<Self, String> {
+        let path = point.join(scratch_name(std::process::id()));
+        nix::unistd::mkdir(&path, Mode::from_bits_truncate(0o700))
+            .map_err(|e| format!("cannot make the scratch directory {}: {e}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir(&self.0) {
+            tracing::warn!(PATH = %self.0.display(), "probe: cannot remove the scratch directory: {e}");
+        }
+    }
+}
+
+fn scratch_name(pid: u32) -> String {
+    format!(".{TAG}.{pid}")
+}
+
+/// The pid in a probe mount's source or scratch directory name.
+fn pid_of(name: &str) -> Option<u32> {
+    name.trim_start_matches('.')
+        .strip_prefix(TAG)?
+        .strip_prefix('.')?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` is a mountprop that is still running (its probe is its own business).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "mountprop")
+}
+
+/// Takes away what a killed probe left: its mounts on the host and its scratch directories.
+fn sweep_stale(points: &[PathBuf]) {
+    let host = Path::new("/proc/self/mountinfo");
+    if let Ok(info) = MountInfo::read_path(host, Vec::new()) {
+        let mut stale: Vec<PathBuf> = info
+            .iter()
+            .flatten()
+            .filter(|m| {
+                let src = String::from_utf8_lossy(m.source.raw());
+                pid_of(&src).is_some_and(|p| !alive(p))
+            })
+            .map(|m| m.mount_point_path())
+            .collect();
+        // Deepest first.
+        stale.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for at in stale {
+            tracing::info!(PATH = %at.display(), ACTION = "probe-sweep", "removing a mount left by an earlier probe");
+            let _ = umount2(&at, MntFlags::MNT_DETACH);
+        }
+    }
+    for point in points {
+        let Ok(rd) = std::fs::read_dir(point) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().and_then(pid_of) else {
+                continue;
+            };
+            if !alive(pid) && e.file_type().is_ok_and(|t| t.is_dir()) {
+                tracing::info!(PATH = %e.path().display(), ACTION = "probe-sweep", "removing a scratch directory left by an earlier probe");
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
+/// Unmounts whatever of this run is still on the host; says what it had to take away.
+fn sweep_own(run: &str) -> Option<String> {
+    let info = MountInfo::read_path(Path::new("/proc/self/mountinfo"), Vec::new()).ok()?;
+    let left: Vec<PathBuf> = info
+        .iter()
+        .flatten()
+        .filter(|m| m.source.raw().starts_with(run.as_bytes()))
+        .map(|m| m.mount_point_path())
+        .collect();
+    if left.is_empty() {
+        return None;
+    }
+    for at in left.iter().rev() {
+        let _ = umount2(at, MntFlags::MNT_DETACH);
+    }
+    Some(format!(
+        "{} probe mount(s) lingered on the host and were detached",
+        left.len()
+    ))
+}
+
+/// A namespace to probe.
+struct Target<'a> {
+    subject: &'a str,
+    pid: u32,
+    /// A container-like copy of it (runtimes), or itself (the kubelet).
+    copy: bool,
+}
+
+/// Probes every running runtime (and the kubelet) at every point. Never fails: what could not
+/// be tested is said in each result.
+pub fn run(facts: &Facts, timeout: Duration) -> Vec<ProbeResult> {
+    let deadline = Instant::now() + timeout;
+    let mut targets: Vec<Target<'_>> = facts
+        .units
+        .iter()
+        .filter_map(|u| {
+            u.runtime.as_ref().map(|rt| Target {
+                subject: &u.name,
+                pid: rt.pid,
+                copy: true,
+            })
+        })
+        .collect();
+    if let Some(k) = &facts.kubelet
+        && let Some(rt) = &k.runtime
+    {
+        targets.push(Target {
+            subject: &k.name,
+            pid: rt.pid,
+            copy: false,
+        });
+    }
+    let points: Vec<PathBuf> = facts.host.points.iter().map(|p| p.path.clone()).collect();
+    let mut out = Vec::new();
+    let all_fail = |out: &mut Vec<ProbeResult>, point: &Path, why: &str| {
+        for t in &targets {
+            out.push(ProbeResult {
+                subject: t.subject.to_string(),
+                point: point.to_path_buf(),
+                host_to_container: None,
+                container_to_host: None,
+                error: Some(why.to_string()),
+            });
+        }
+    };
+    if facts.host.own_namespace == Some(true) {
+        for p in &points {
+            all_fail(
+                &mut out,
+                p,
+                "mountprop runs in a mount namespace of its own; probe from the host's",
+            );
+        }
+        return out;
+    }
+    if targets.is_empty() {
+        return out;
+    }
+    sweep_stale(&points);
+    let run = format!("{TAG}.{}.", std::process::id());
+    let mut n = 0u32;
+    for p in &facts.host.points {
+        if !p.exists {
+            all_fail(&mut out, &p.path, &format!("{} does not exist", p.path.display()));
+            continue;
+        }
+        let scratch = match Scratch::make(&p.path) {
+            Ok(s) => s,
+            Err(e) => {
+                all_fail(&mut out, &p.path, &e);
+                continue;
+            }
+        };
+        for t in &targets {
+            let mut r = probe_one(t, &p.path, &scratch.0, &run, &mut n, deadline);
+            if let Some(lingered) = sweep_own(&run) {
+                r.error = Some(r.error.map_or(lingered.clone(), |e| format!("{e}; {lingered}")));
+            }
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn probe_one(t: &Target<'_>, point: &Path, scratch: &Path, run: &str, n: &mut u32, deadline: Instant) -> ProbeResult {
+    let mut r = ProbeResult {
+        subject: t.subject.to_string(),
+        point: point.to_path_buf(),
+        host_to_container: None,
+        container_to_host: None,
+        error: None,
+    };
+    let ns_path = format!("/proc/{}/ns/mnt", t.pid);
+    let agent = match File::open(&ns_path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("cannot open {ns_path} (has MainPID {} exited?): {e}", t.pid),
+            _ => format!("cannot open {ns_path}: {e}{NEEDS}"),
+        })
+        .and_then(|f| Agent::start(OwnedFd::from(f), t.copy, deadline))
+    {
+        Ok(a) => a,
+        Err(e) => {
+            r.error = Some(e);
+            return r;
+        }
+    };
+    let mut tag = || {
+        *n += 1;
+        format!("{run}{n}")
+    };
+    let mut errors = Vec::new();
+
+    // Host to container: mounted here, looked for there.
+    let t1 = tag();
+    match mount_tmpfs(&t1, scratch) {
+        Ok(()) => {
+            let held = HostMount(scratch.to_path_buf());
+            if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+            match agent.call(Cmd::Look(t1)) {
+                Ok(seen) => r.host_to_container = Some(seen),
+                Err(e) => errors.push(format!("host to container: {e}")),
+            }
+            drop(held);
+        }
+        Err(e) => errors.push(format!("host to container: {e}")),
+    }
+
+    // Container to host: mounted there, looked for here.
+    let t2 = tag();
+    match agent.call(Cmd::Mount(t2.clone(), scratch.to_path_buf())) {
+        Ok(_) => {
+            match table_has(Path::new("/proc/self/mountinfo"), &t2) {
+                Ok(seen) => r.container_to_host = Some(seen),
+                Err(e) => errors.push(format!("container to host: {e}")),
+            }
+            if let Err(e) = agent.call(Cmd::Umount(scratch.to_path_buf())) {
+                errors.push(format!("cleanup: {e}"));
+            }
+        }
+        Err(e) => errors.push(format!("container to host: {e}")),
+    }
+    drop(agent);
+    if !errors.is_empty() {
+        r.error = Some(errors.join("; "));
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_pid() {
+        assert_eq!(scratch_name(42), ".mountprop-probe.42");
+        assert_eq!(pid_of(".mountprop-probe.42"), Some(42));
+        assert_eq!(pid_of("mountprop-probe.42.7"), Some(42));
+        assert_eq!(pid_of("mountprop-probe.x.7"), None);
+        assert_eq!(pid_of("mountprop-prober.42"), None);
+        assert_eq!(pid_of("tmpfs"), None);
+    }
+}

@@ -38,11 +38,13 @@ impl Outcome {
     }
 }
 
-/// What mountprop looks at and changes: a running node through its systemd, or an image tree
-/// (nothing running, nothing mounted; every write stays below the tree's root).
+/// What mountprop looks at and changes: a running node through its systemd, the running node
+/// without asking systemd (its mounts only), or an image tree (nothing running, nothing
+/// mounted; every write stays below the tree's root).
 #[derive(Clone, Copy)]
 pub enum Node<'a> {
     Live(&'a Systemd),
+    Host,
     Image(&'a Path),
 }
 
@@ -54,6 +56,7 @@ pub struct Host<'a> {
 }
 
 const NOT_IN_IMAGE: &str = "image tree: no running systemd";
+const NOT_ASKED: &str = "systemd not asked (paths only)";
 
 pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
     let mut out: Vec<Outcome> = Vec::with_capacity(actions.len());
@@ -63,7 +66,7 @@ pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
     for action in actions {
         let result = match action {
             Action::MakeShared { mount_point, for_paths } => match host.node {
-                Node::Live(_) => make_shared(mount_point, for_paths),
+                Node::Live(_) | Node::Host => make_shared(mount_point, for_paths),
                 Node::Image(_) => ActionResult::Skipped("image tree: nothing is mounted".into()),
             },
             Action::WriteDropIn { unit, path, content } => {
@@ -77,6 +80,8 @@ pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
             Action::Reload { units } => {
                 if !units.is_empty() && units.iter().all(|u| failed_units.contains(&u.as_str())) {
                     ActionResult::Skipped("no drop-in was written".into())
+                } else if let Node::Host = host.node {
+                    ActionResult::Skipped(NOT_ASKED.into())
                 } else if let Node::Live(systemd) = host.node {
                     match systemd.reload() {
                         Ok(()) => {
@@ -97,12 +102,14 @@ pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
                 Node::Live(systemd) => after_reload(unit, &failed_units, reload_failed, "restart", || {
                     systemd.restart(unit, host.config.restart_timeout, host.keepalive)
                 }),
+                Node::Host => ActionResult::Skipped(NOT_ASKED.into()),
                 Node::Image(_) => ActionResult::Skipped(NOT_IN_IMAGE.into()),
             },
             Action::MarkNeedsRestart { unit } => match host.node {
                 Node::Live(systemd) => after_reload(unit, &failed_units, reload_failed, "mark", || {
                     systemd.mark_needs_restart(unit)
                 }),
+                Node::Host => ActionResult::Skipped(NOT_ASKED.into()),
                 Node::Image(_) => ActionResult::Skipped(NOT_IN_IMAGE.into()),
             },
             Action::Enable { dir, name, target } => enable(host.node, dir, name, target),
@@ -163,14 +170,14 @@ fn make_shared(mount_point: &Path, for_paths: &[std::path::PathBuf]) -> ActionRe
 /// symlink on the way, on a live node as the path says.
 fn open_dir(node: Node<'_>, dir: &Path) -> Result<Dir, crate::atomicfile::FileError> {
     match node {
-        Node::Live(_) => Dir::open(dir, Some(0o755)),
+        Node::Live(_) | Node::Host => Dir::open(dir, Some(0o755)),
         Node::Image(root) => Dir::open_beneath(root, dir.strip_prefix(root).unwrap_or(dir), true),
     }
 }
 
 /// Image trees: the `.wants` symlink `systemctl --root enable` makes.
 fn enable(node: Node<'_>, dir: &Path, name: &str, target: &Path) -> ActionResult {
-    if let Node::Live(_) = node {
+    if let Node::Live(_) | Node::Host = node {
         return ActionResult::Skipped("live node: use systemctl enable".into());
     }
     match open_dir(node, dir).and_then(|d| d.symlink_atomic(name, target)) {

@@ -1,49 +1,64 @@
 //! `mountprop daemon`: fixes the node at boot, then keeps it fixed.
 //!
-//! One thread does all the work, in one loop around one poll(2) (see [`crate::watch`]): a full
-//! check-and-fix (the same engine as `mountprop apply`) on a timer and soon after any event
-//! (systemd signals, mountprop's drop-in files, the mount table), and a cheap re-read of the
-//! configured paths' propagation every `probe_interval`, because a propagation change such as
-//! `mount --make-private /` does not wake a poll on mountinfo. The watchdog is fed from this
-//! loop, so a hung loop is caught.
+//! Two threads do the work. The main loop waits in one poll(2) (see [`crate::watch`]) and runs
+//! a full check-and-fix (the same engine as `mountprop apply`) on a timer and soon after any
+//! event: systemd's signals, mountprop's drop-in files, a path the guard fixed. The paths guard
+//! ([`crate::guard`]) re-reads the paths' propagation every `probe_interval` and fixes a path
+//! at once without D-Bus, so a systemd that is slow to answer cannot hold that up. The
+//! watchdog is fed from the main loop, and only while the guard is going round too, so a hung
+//! loop of either is caught.
 
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::act::ActionResult;
 use crate::config::Config;
-use crate::engine;
-use crate::metrics;
-use crate::mountinfo::{MountInfo, Propagation};
+use crate::engine::{self, Look};
+use crate::guard::{self, Shared, lock};
 use crate::notify;
 use crate::observe::ObserveError;
 use crate::ratelimit::Limiter;
 use crate::state::State;
 use crate::statmount;
-use crate::systemd::Systemd;
+use crate::systemd::{Systemd, SystemdError};
 use crate::watch::Watch;
 
-/// With only mountinfo to read, a re-read costs milliseconds on a big table: not more often.
-const SLOW_PROBE_MIN: Duration = Duration::from_secs(2);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// No single call to systemd may hold the loop longer: a systemd swamped by mount churn must
+/// not stop paths from being fixed, or the watchdog from being fed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The propagation of each configured path's mount, to notice a change cheaply.
-type Signature = Vec<Option<(u64, Propagation)>>;
+/// Why a full round could not finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// No bus, or systemd gone from it: reconnect.
+    BusLost,
+    /// systemd did not answer in time: keep the connection, ask again soon.
+    Busy,
+    Other,
+}
+
+impl Failure {
+    fn of(e: &ObserveError) -> Self {
+        match e {
+            ObserveError::Systemd(SystemdError::Busy { .. }) => Self::Busy,
+            ObserveError::Systemd(s) if s.is_lost() => Self::BusLost,
+            _ => Self::Other,
+        }
+    }
+}
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The guard goes round at least every 2 s (its slowest re-read); past this it is stuck.
+const GUARD_STALE: Duration = Duration::from_secs(10);
 
 struct Daemon {
     config_path: Option<PathBuf>,
-    cfg: Config,
+    shared: Arc<Shared>,
     sys: Option<Systemd>,
-    limiter: Limiter,
-    state: State,
     watch: Watch,
-    fast_probe: bool,
-    signature: Signature,
     next_check: Instant,
-    next_probe: Instant,
-    probe_soon: bool,
     /// A check asked for by events, and when it runs.
     pending: Option<(Instant, &'static str)>,
     watchdog: Option<Duration>,
@@ -68,29 +83,30 @@ pub fn run(config_path: Option<PathBuf>) -> u8 {
             return 1;
         }
     };
-    let fast_probe = statmount::available();
+    let fast = statmount::available();
     tracing::info!(
-        "starting; config: {}; propagation probe: {}",
+        "starting; config: {}; propagation re-read: {}",
         cfg.origin(),
-        if fast_probe {
+        if fast {
             "statmount"
         } else {
             "mountinfo (no statmount here)"
         }
     );
     let now = Instant::now();
+    let shared = Arc::new(Shared {
+        limiter: Mutex::new(Limiter::new(cfg.daemon.max_fixes, cfg.daemon.fix_window)),
+        state: Mutex::new(State::new(cfg.origin(), cfg.daemon.interval.as_secs())),
+        cfg: Mutex::new(Arc::new(cfg)),
+        heartbeat: Mutex::new(now),
+        stop: watch.stop_flag(),
+    });
     let mut d = Daemon {
         config_path,
-        limiter: Limiter::new(cfg.daemon.max_fixes, cfg.daemon.fix_window),
-        state: State::new(cfg.origin(), cfg.daemon.interval.as_secs()),
-        cfg,
+        shared,
         sys: None,
         watch,
-        fast_probe,
-        signature: Vec::new(),
         next_check: now,
-        next_probe: now,
-        probe_soon: false,
         pending: None,
         watchdog: notify::watchdog_period(),
         next_watchdog: now,
@@ -99,38 +115,40 @@ pub fn run(config_path: Option<PathBuf>) -> u8 {
     // Boot preflight: fix first, then say ready, so units ordered after mountprop start with
     // its drop-ins in place. A failure is reported, but does not hold the boot up.
     d.reconcile("boot");
-    notify::ready(&d.state.status_line);
+    let guard = d.watch.waker().and_then(|w| guard::spawn(d.shared.clone(), w));
+    if let Err(e) = guard {
+        tracing::error!("cannot start the paths guard: {e}");
+        return 1;
+    }
+    notify::ready(&lock(&d.shared.state).status_line);
     d.run_loop()
 }
 
 impl Daemon {
-    /// The live propagation probe on each full check, when configured.
-    fn probe_limit(&self) -> Option<Duration> {
-        self.cfg.daemon.live_probe.then_some(crate::probe::DEFAULT_TIMEOUT)
+    fn cfg(&self) -> Arc<Config> {
+        self.shared.config()
     }
 
-    fn probe_period(&self) -> Duration {
-        if self.fast_probe {
-            self.cfg.daemon.probe_interval
+    /// What a full round looks at: with the live propagation probe, when configured.
+    fn full_look(cfg: &Config) -> Look {
+        if cfg.daemon.live_probe {
+            Look::Probe(crate::probe::DEFAULT_TIMEOUT)
         } else {
-            self.cfg.daemon.probe_interval.max(SLOW_PROBE_MIN)
+            Look::Everything
         }
     }
 
     fn run_loop(&mut self) -> u8 {
         loop {
             let now = Instant::now();
-            let mut deadline = self.next_check.min(self.next_probe);
+            let mut deadline = self.next_check;
             if let Some((at, _)) = self.pending {
                 deadline = deadline.min(at);
             }
             if self.watchdog.is_some() {
                 deadline = deadline.min(self.next_watchdog);
             }
-            let woken = match self
-                .watch
-                .wait(deadline.saturating_duration_since(now), !self.probe_soon)
-            {
+            let woken = match self.watch.wait(deadline.saturating_duration_since(now)) {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::error!("waiting for events failed: {e}");
@@ -145,16 +163,13 @@ impl Daemon {
                 self.reload_config();
             }
             let now = Instant::now();
-            if woken.mount_table {
-                // A mount came or went: look at the paths' propagation soon, once.
-                self.next_probe = self.next_probe.min(now + self.cfg.daemon.debounce);
-                self.probe_soon = true;
-            }
             if woken.bus_lost {
                 self.sys = None;
-                self.state
-                    .set_bus(false, Some("the system bus connection was lost".into()));
-                self.publish();
+                lock(&self.shared.state).set_bus(false, Some("the system bus connection was lost".into()));
+                self.shared.publish();
+            }
+            if woken.paths {
+                self.schedule(now, "mount table");
             }
             if woken.dropins {
                 self.schedule(now, "drop-in files");
@@ -165,20 +180,7 @@ impl Daemon {
             if woken.bus_back {
                 self.schedule(now, "bus back");
             }
-            if let Some(period) = self.watchdog
-                && now >= self.next_watchdog
-            {
-                notify::watchdog();
-                self.next_watchdog = now + period;
-            }
-            if now >= self.next_probe {
-                self.probe_soon = false;
-                self.next_probe = now + self.probe_period();
-                if self.read_signature() != self.signature {
-                    self.reconcile("mount table");
-                    continue;
-                }
-            }
+            self.feed_watchdog(now);
             if let Some((at, why)) = self.pending
                 && now >= at
             {
@@ -191,159 +193,163 @@ impl Daemon {
         }
     }
 
+    /// Pings the watchdog at half its period, while the guard is going round too.
+    fn feed_watchdog(&mut self, now: Instant) {
+        if let Some(period) = self.watchdog
+            && now >= self.next_watchdog
+        {
+            let guard_age = lock(&self.shared.heartbeat).elapsed();
+            if guard_age < GUARD_STALE {
+                notify::watchdog();
+            } else {
+                tracing::error!("the paths guard has not gone round for {} s", guard_age.as_secs());
+            }
+            self.next_watchdog = now + period;
+        }
+    }
+
     /// Events within `debounce` of the first one share one check.
     fn schedule(&mut self, now: Instant, why: &'static str) {
         if self.pending.is_none() {
-            self.pending = Some((now + self.cfg.daemon.debounce, why));
+            self.pending = Some((now + self.cfg().daemon.debounce, why));
         }
     }
 
-    fn read_signature(&self) -> Signature {
-        if self.fast_probe {
-            return self
-                .cfg
-                .paths
-                .iter()
-                .map(|r| {
-                    statmount::mount_of(&r.path)
-                        .ok()
-                        .map(|m| (u64::from(m.id), m.propagation))
-                })
-                .collect();
-        }
-        let paths: Vec<&Path> = self.cfg.paths.iter().map(|r| r.path.as_path()).collect();
-        match MountInfo::read_pid(None).and_then(|t| {
-            t.governing_many(&paths)
-                .map(|ms| ms.iter().map(|m| m.as_ref().map(|m| (m.id, m.propagation))).collect())
-        }) {
-            Ok(sig) => sig,
-            Err(_) => vec![None; paths.len()],
-        }
-    }
-
-    /// One full round of the engine: observe, plan, act (within the rate limits), verify.
+    /// A full round of the engine: observe (systemd, units, mounts), plan, act within the rate
+    /// limits, verify.
     fn reconcile(&mut self, trigger: &'static str) {
         self.pending = None;
         let now = Instant::now();
-        self.state.last_trigger = trigger.to_string();
-        let before_line = self.state.status_line.clone();
-        // The baseline the probe compares with is taken before looking (and again right after
-        // acting), never after: a change made while the check runs must not become the baseline.
-        let mut signature = self.read_signature();
+        let before_line = {
+            let mut st = lock(&self.shared.state);
+            st.last_trigger = trigger.to_string();
+            st.status_line.clone()
+        };
         let sys = match self.sys.take() {
             Some(s) => Ok(s),
-            None => Systemd::connect(),
+            None => Systemd::connect_with(CALL_TIMEOUT),
         };
-        let interval = self.cfg.daemon.interval;
         match sys {
-            Err(e) => self.failed(now, e.to_string(), true),
-            Ok(sys) => match engine::check(engine::Node::Live(&sys), &self.cfg, self.probe_limit()) {
+            Err(e) => self.failed(now, e.to_string(), Failure::BusLost),
+            Ok(sys) => match self.round(&sys, trigger, now) {
                 Err(e) => {
-                    let bus = matches!(e, ObserveError::Systemd(_));
-                    if !bus {
+                    let kind = Failure::of(&e);
+                    if kind != Failure::BusLost {
                         self.sys = Some(sys);
                     }
-                    self.failed(now, e.to_string(), bus);
+                    self.failed(now, e.to_string(), kind);
                 }
-                Ok(before) => {
-                    let (allowed, held) = self.limiter.filter(&before.plan.actions, now);
-                    if !allowed.is_empty() {
-                        let what: Vec<String> = allowed.iter().map(ToString::to_string).collect();
-                        tracing::info!(TRIGGER = trigger, "acting on {trigger}: {}", what.join("; "));
-                    }
-                    for h in &held {
-                        if !self.state.held_back.iter().any(|o| o.target == h.target) {
-                            tracing::warn!(
-                                ACTION = "hold-back",
-                                "something keeps reverting {}: fixed {} times within {} s; not fixing it again for {} s",
-                                h.target,
-                                h.fixes,
-                                self.cfg.daemon.fix_window.as_secs(),
-                                h.retry_in_secs
-                            );
-                        }
-                    }
-                    let applied = {
-                        let period = self.watchdog;
-                        let next = Cell::new(self.next_watchdog);
-                        let stop = self.watch.stop_flag();
-                        let keepalive = || {
-                            if let Some(p) = period
-                                && Instant::now() >= next.get()
-                            {
-                                notify::watchdog();
-                                next.set(Instant::now() + p);
-                            }
-                            !stop.load(Ordering::SeqCst)
-                        };
-                        let mut acted = || signature = self.read_signature();
-                        let a = engine::carry_out(
-                            engine::Node::Live(&sys),
-                            &self.cfg,
-                            before,
-                            &allowed,
-                            self.probe_limit(),
-                            &keepalive,
-                            &mut acted,
-                        );
-                        self.next_watchdog = next.get();
-                        a
-                    };
-                    for o in &applied.outcomes {
-                        if o.result == ActionResult::Done {
-                            self.limiter.record(&o.action, now);
-                        }
-                    }
+                Ok((applied, held)) => {
                     let last = applied.after.as_ref().unwrap_or(&applied.before);
-                    // Undone again while we verified? Look once more, unless something failed
-                    // (no retry loop) or the limiter holds the fix back.
-                    if applied.after.is_some() && !applied.outcomes.iter().any(|o| o.failed()) {
-                        let (again, _) = self.limiter.filter(&last.plan.actions, Instant::now());
-                        if again.iter().any(|a| crate::ratelimit::target_of(a).is_some()) {
-                            self.schedule(Instant::now(), "undone while verifying");
-                        }
-                    }
-                    self.state.checked(last, applied.status(), &applied.outcomes, held);
+                    lock(&self.shared.state).checked(last, applied.status(), &applied.outcomes, held);
                     match applied.verify_error {
-                        Some(e) => self.failed(now, e, true),
+                        Some(e) => self.failed(now, e, Failure::BusLost),
                         None => {
                             self.sys = Some(sys);
                             self.backoff = Duration::from_secs(1);
-                            self.next_check = now + interval;
+                            self.next_check = now + self.cfg().daemon.interval;
                         }
                     }
                 }
             },
         }
-        self.signature = signature;
-        self.watch.watch_dropins(&self.cfg.units);
-        if self.state.status_line != before_line {
-            tracing::info!("{}", self.state.status_line);
+        self.watch.watch_dropins(&self.cfg().units);
+        let line = lock(&self.shared.state).status_line.clone();
+        if line != before_line {
+            tracing::info!("{line}");
         }
-        self.publish();
+        self.shared.publish();
     }
 
-    fn failed(&mut self, now: Instant, error: String, bus: bool) {
-        tracing::error!("check failed ({}): {error}", self.state.last_trigger);
-        self.state.failed(error, bus);
-        // Retry soon, then less often: never a tight loop against a missing bus.
-        self.next_check = now + if bus { self.backoff } else { self.cfg.daemon.interval };
-        if bus {
+    /// observe, plan, act within the rate limits, verify.
+    fn round(
+        &mut self,
+        sys: &Systemd,
+        trigger: &'static str,
+        now: Instant,
+    ) -> Result<(engine::Applied, Vec<crate::ratelimit::Suppressed>), ObserveError> {
+        let cfg = self.cfg();
+        let node = engine::Node::Live(sys);
+        let look = Self::full_look(&cfg);
+        let before = engine::check(node, &cfg, look)?;
+        let (allowed, held) = lock(&self.shared.limiter).filter(&before.plan.actions, now);
+        if !allowed.is_empty() {
+            let what: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+            tracing::info!(TRIGGER = trigger, "acting on {trigger}: {}", what.join("; "));
+        }
+        {
+            let st = lock(&self.shared.state);
+            for h in &held {
+                if !st.held_back.iter().any(|o| o.target == h.target) {
+                    tracing::warn!(
+                        ACTION = "hold-back",
+                        "something keeps reverting {}: fixed {} times within {} s; not fixing it again for {} s",
+                        h.target,
+                        h.fixes,
+                        cfg.daemon.fix_window.as_secs(),
+                        h.retry_in_secs
+                    );
+                }
+            }
+        }
+        let applied = {
+            // Long waits (a restart job) keep the watchdog fed, as long as the guard is alive.
+            let period = self.watchdog;
+            let next = Cell::new(self.next_watchdog);
+            let stop = self.watch.stop_flag();
+            let heartbeat = &self.shared.heartbeat;
+            let keepalive = || {
+                if let Some(p) = period
+                    && Instant::now() >= next.get()
+                    && lock(heartbeat).elapsed() < GUARD_STALE
+                {
+                    notify::watchdog();
+                    next.set(Instant::now() + p);
+                }
+                !stop.load(Ordering::SeqCst)
+            };
+            let a = engine::carry_out(node, &cfg, before, &allowed, look, &keepalive, &mut || {});
+            self.next_watchdog = next.get();
+            a
+        };
+        {
+            let mut limiter = lock(&self.shared.limiter);
+            for o in &applied.outcomes {
+                if o.result == ActionResult::Done {
+                    limiter.record(&o.action, now);
+                }
+            }
+        }
+        // Undone again while we verified? Look once more, unless something failed (no retry
+        // loop) or the limiter holds the fix back.
+        if let Some(after) = &applied.after
+            && !applied.outcomes.iter().any(|o| o.failed())
+        {
+            let (again, _) = lock(&self.shared.limiter).filter(&after.plan.actions, Instant::now());
+            if again.iter().any(|a| crate::ratelimit::target_of(a).is_some()) {
+                self.schedule(Instant::now(), "undone while verifying");
+            }
+        }
+        Ok((applied, held))
+    }
+
+    fn failed(&mut self, now: Instant, error: String, kind: Failure) {
+        let trigger = {
+            let mut st = lock(&self.shared.state);
+            st.failed(error.clone(), kind == Failure::BusLost);
+            st.last_trigger.clone()
+        };
+        tracing::error!("check failed ({trigger}): {error}");
+        // A bus or a systemd that does not answer: retry soon, then less often, never in a tight
+        // loop. Anything else waits for the next check.
+        self.next_check = now
+            + match kind {
+                Failure::Other => self.cfg().daemon.interval,
+                Failure::BusLost | Failure::Busy => self.backoff,
+            };
+        if kind != Failure::Other {
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         }
-    }
-
-    /// State file, metrics and STATUS= after every check.
-    fn publish(&mut self) {
-        if let Err(e) = self.state.write() {
-            tracing::warn!("cannot write the state file: {e}");
-        }
-        if let Some(path) = &self.cfg.daemon.metrics_file
-            && let Err(e) = metrics::write(path, &self.state)
-        {
-            tracing::warn!("cannot write metrics to {}: {e}", path.display());
-        }
-        notify::status(&self.state.status_line);
     }
 
     /// SIGHUP: a config that does not load is rejected and the one in force stays.
@@ -352,29 +358,33 @@ impl Daemon {
         match Config::load(self.config_path.as_deref()) {
             Ok(cfg) => {
                 tracing::info!("config reloaded from {}", cfg.origin());
-                self.limiter.set_limits(cfg.daemon.max_fixes, cfg.daemon.fix_window);
+                lock(&self.shared.limiter).set_limits(cfg.daemon.max_fixes, cfg.daemon.fix_window);
                 self.watch.set_units(&cfg.units);
-                self.state.interval_secs = cfg.daemon.interval.as_secs();
-                self.state.config = cfg.origin();
-                self.cfg = cfg;
-                self.state.set_config_error(None);
+                {
+                    let mut st = lock(&self.shared.state);
+                    st.interval_secs = cfg.daemon.interval.as_secs();
+                    st.config = cfg.origin();
+                    st.set_config_error(None);
+                }
+                *lock(&self.shared.cfg) = Arc::new(cfg);
                 self.reconcile("config reload");
             }
             Err(e) => {
                 tracing::error!("config reload rejected; the previous config stays in force: {e}");
-                self.state.set_config_error(Some(e.to_string()));
-                self.publish();
+                lock(&self.shared.state).set_config_error(Some(e.to_string()));
+                self.shared.publish();
             }
         }
-        notify::ready(&self.state.status_line);
+        notify::ready(&lock(&self.shared.state).status_line);
     }
 
     fn stop(&mut self) -> u8 {
         notify::stopping();
         tracing::info!("stopping");
-        self.state.running = false;
-        self.state.status_line = "stopped".into();
-        if let Err(e) = self.state.write() {
+        let mut st = lock(&self.shared.state);
+        st.running = false;
+        st.status_line = "stopped".into();
+        if let Err(e) = st.write() {
             tracing::warn!("cannot write the state file: {e}");
         }
         0

@@ -16,18 +16,28 @@ pub struct Checked {
     pub plan: Plan,
 }
 
-/// Observes and plans. With `probe` (a time limit), observing includes the live propagation
-/// probe on a running node: real mounts, each taken away again.
-pub fn check(node: Node<'_>, cfg: &Config, probe: Option<Duration>) -> Result<Checked, ObserveError> {
-    let facts = match node {
-        Node::Live(sys) => {
+/// How much a look takes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    Everything,
+    /// Everything, and the live propagation probe (real mounts, each taken away again),
+    /// within this time.
+    Probe(Duration),
+    /// The host's mounts only: no D-Bus, so a path is fixed even while systemd is busy or gone.
+    Paths,
+}
+
+/// Observes and plans.
+pub fn check(node: Node<'_>, cfg: &Config, look: Look) -> Result<Checked, ObserveError> {
+    let facts = match (node, look) {
+        (Node::Image(root), _) => observe::observe_image(root, cfg),
+        (Node::Host, _) | (Node::Live(_), Look::Paths) => observe::observe_paths(cfg)?,
+        (Node::Live(sys), Look::Everything) => observe::observe(sys, cfg)?,
+        (Node::Live(sys), Look::Probe(limit)) => {
             let mut f = observe::observe(sys, cfg)?;
-            if let Some(limit) = probe {
-                f.probe = Some(probe::run(&f, limit));
-            }
+            f.probe = Some(probe::run(&f, limit));
             f
         }
-        Node::Image(root) => observe::observe_image(root, cfg),
     };
     let plan = plan::plan(&facts, cfg);
     Ok(Checked { facts, plan })
@@ -57,7 +67,7 @@ impl Applied {
 }
 
 pub fn apply(node: Node<'_>, cfg: &Config, dry_run: bool) -> Result<Applied, ObserveError> {
-    let before = check(node, cfg, None)?;
+    let before = check(node, cfg, Look::Everything)?;
     if dry_run {
         return Ok(Applied {
             before,
@@ -67,19 +77,26 @@ pub fn apply(node: Node<'_>, cfg: &Config, dry_run: bool) -> Result<Applied, Obs
         });
     }
     let actions = before.plan.actions.clone();
-    Ok(carry_out(node, cfg, before, &actions, None, &|| true, &mut || {}))
+    Ok(carry_out(
+        node,
+        cfg,
+        before,
+        &actions,
+        Look::Everything,
+        &|| true,
+        &mut || {},
+    ))
 }
 
-/// act and verify: runs `actions` (the plan's, or a subset of them) and looks again, with the
-/// probe if `probe` is set. `keepalive` is called during long waits; returning false abandons
-/// the wait. `acted` runs between acting and verifying (the daemon notes the paths'
-/// propagation there).
+/// act and verify: runs `actions` (the plan's, or a subset of them) and looks again, as far
+/// as `look` says. `keepalive` is called during long waits; returning false abandons the wait.
+/// `acted` runs between acting and verifying (the daemon notes the paths' propagation there).
 pub fn carry_out(
     node: Node<'_>,
     cfg: &Config,
     before: Checked,
     actions: &[Action],
-    probe: Option<Duration>,
+    look: Look,
     keepalive: &dyn Fn() -> bool,
     acted: &mut dyn FnMut(),
 ) -> Applied {
@@ -101,7 +118,7 @@ pub fn carry_out(
     );
     acted();
     // Verify: what matters is what systemd and the kernel say now, not what was attempted.
-    let (after, verify_error) = match check(node, cfg, probe) {
+    let (after, verify_error) = match check(node, cfg, look) {
         Ok(c) => (Some(c), None),
         Err(e) => (None, Some(e.to_string())),
     };

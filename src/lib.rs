@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod dropin;
 pub mod engine;
+pub mod guard;
 pub mod image;
 pub mod logging;
 pub mod metrics;

@@ -165,7 +165,7 @@ fn run(cli: Cli) -> u8 {
                 root.root.as_deref(),
                 "cannot check",
                 &output,
-                |node| match engine::check(node, &cfg, None) {
+                |node| match engine::check(node, &cfg, engine::Look::Everything) {
                     Ok(c) => output.emit(&Report::for_check(&c, cfg.origin())),
                     Err(e) => output.fail(format!("cannot check: {e}")),
                 },
@@ -177,7 +177,7 @@ fn run(cli: Cli) -> u8 {
                 Err(e) => return output.fail(e),
             };
             with_node(None, "cannot probe", &output, |node| {
-                match engine::check(node, &cfg, Some(Duration::from_secs(timeout))) {
+                match engine::check(node, &cfg, engine::Look::Probe(Duration::from_secs(timeout))) {
                     Ok(c) => output.emit(&Report::for_check(&c, cfg.origin()).named("probe")),
                     Err(e) => output.fail(format!("cannot probe: {e}")),
                 }

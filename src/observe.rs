@@ -9,7 +9,8 @@ use crate::atomicfile::{Dir, Entry, FileError};
 use crate::config::{Config, PathRule};
 use crate::dropin;
 use crate::modes::ProbeResult;
-use crate::mountinfo::{MountInfo, MountInfoError, MountSummary};
+use crate::mountinfo::{self, MountInfo, MountInfoError, MountSummary};
+use crate::statmount;
 use crate::systemd::{Systemd, SystemdError, UnitProps, parse_version};
 use crate::unitfile::{self, MountFlagsSetting};
 
@@ -23,8 +24,20 @@ pub enum ObserveError {
     NoMount { path: PathBuf, table: PathBuf },
 }
 
+/// What a look covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// systemd, its units and the host's mounts.
+    #[default]
+    Everything,
+    /// Only the host's mounts: systemd was not asked (a quick fix of a path, or no bus).
+    Paths,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Facts {
+    pub scope: Scope,
     pub systemd: SystemdInfo,
     pub host: HostFacts,
     pub units: Vec<UnitFacts>,
@@ -169,38 +182,57 @@ fn first_mount(pid: &str) -> Option<u64> {
 
 /// Reads everything the planner needs. Fails only when the node cannot be checked at all.
 pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
-    let version_string = sys.version()?;
-    let virtualization = sys.virtualization()?;
+    // A kubelet listed among the units is judged as one of them.
+    let kubelet_apart = !cfg.units.contains(&cfg.kubelet_unit);
+    let mut names: Vec<&str> = cfg.units.iter().map(String::as_str).collect();
+    if kubelet_apart {
+        names.push(&cfg.kubelet_unit);
+    }
+    let mut snap = sys.snapshot(&names)?;
+    let kubelet_props = if kubelet_apart { snap.units.pop() } else { None };
     let systemd = SystemdInfo {
-        version: parse_version(&version_string),
-        version_string,
-        virtualization,
+        version: parse_version(&snap.version),
+        version_string: snap.version,
+        virtualization: snap.virtualization,
     };
     let (host, mut buf) = observe_host(cfg, &systemd.virtualization, Vec::new())?;
     let mut units = Vec::with_capacity(cfg.units.len());
-    for name in &cfg.units {
-        let props = sys.unit(name)?;
+    for (name, props) in cfg.units.iter().zip(snap.units) {
         let (u, b) = observe_unit(cfg, Path::new("/"), name, props, &host, buf);
         buf = b;
         units.push(u);
     }
-    // A kubelet listed among the units is judged as one of them.
-    let kubelet = match cfg.units.contains(&cfg.kubelet_unit) {
-        true => None,
-        false => Some(sys.unit(&cfg.kubelet_unit)?),
-    };
-    let kubelet = match kubelet {
+    let kubelet = match kubelet_props {
         Some(p) if p.load_state == "loaded" => Some(KubeletFacts {
             name: cfg.kubelet_unit.clone(),
-            runtime: (p.main_pid != 0).then(|| runtime_view(p.main_pid, &host, Vec::new()).0),
+            runtime: (p.main_pid != 0).then(|| runtime_view(p.main_pid, &host, buf).0),
         }),
         _ => None,
     };
     Ok(Facts {
+        scope: Scope::Everything,
         systemd,
         host,
         units,
         kubelet,
+        image: None,
+        probe: None,
+    })
+}
+
+/// The host's mounts only, without asking systemd: what a quick fix of a path needs.
+pub fn observe_paths(cfg: &Config) -> Result<Facts, ObserveError> {
+    let (host, _) = observe_host(cfg, "", Vec::new())?;
+    Ok(Facts {
+        scope: Scope::Paths,
+        systemd: SystemdInfo {
+            version_string: "not asked".into(),
+            version: None,
+            virtualization: String::new(),
+        },
+        host,
+        units: Vec::new(),
+        kubelet: None,
         image: None,
         probe: None,
     })
@@ -245,6 +277,7 @@ pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
         })
         .collect();
     Facts {
+        scope: Scope::Everything,
         systemd,
         host,
         units,
@@ -268,7 +301,8 @@ fn read_own_beneath(root: &Path, dir: &Path, name: &str) -> OwnState {
 }
 
 fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(HostFacts, Vec<u8>), ObserveError> {
-    let own_namespace = match (first_mount("self"), first_mount("1")) {
+    let own = first_mount("self");
+    let own_namespace = match (own, first_mount("1")) {
         (Some(a), Some(b)) => Some(a != b),
         _ => None,
     };
@@ -278,38 +312,57 @@ fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(Hos
     } else {
         Path::new("/proc/self/mountinfo")
     };
-    let info = MountInfo::read_path(table, buf)?;
-    let first = info.iter().next().and_then(Result::ok).map(|m| m.id);
     let point_paths = points_of(cfg);
-    let mut wanted: Vec<&Path> = cfg.paths.iter().map(|r| r.path.as_path()).collect();
-    wanted.extend(point_paths.iter().map(PathBuf::as_path));
-    let mut found = info.governing_many(&wanted)?;
+    let wanted: Vec<PathBuf> = cfg
+        .paths
+        .iter()
+        .map(|r| r.path.clone())
+        .chain(point_paths.iter().cloned())
+        .map(|p| mountinfo::looked_up(&p))
+        .collect();
+    // statmount answers for this process's namespace, at a cost that does not grow with the
+    // table; mountinfo is the fallback (older kernels, seccomp, or another namespace's table).
+    let fast = (own_namespace == Some(false) && statmount::available())
+        .then(|| {
+            wanted
+                .iter()
+                .map(|p| statmount::describe(p).map(Some))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()
+        })
+        .flatten();
+    let (mut found, first, buf) = match fast {
+        Some(found) => (found, own, buf),
+        None => {
+            let info = MountInfo::read_path(table, buf)?;
+            let first = info.iter().next().and_then(Result::ok).map(|m| m.id);
+            let refs: Vec<&Path> = wanted.iter().map(PathBuf::as_path).collect();
+            let found = info
+                .governing_many(&refs)?
+                .iter()
+                .map(|m| m.as_ref().map(MountSummary::from))
+                .collect();
+            (found, first, info.into_buffer())
+        }
+    };
+    let no_mount = |path: &Path| ObserveError::NoMount {
+        path: path.to_path_buf(),
+        table: table.to_path_buf(),
+    };
     let at_points = found.split_off(cfg.paths.len());
     let mut points = Vec::with_capacity(at_points.len());
     for (path, m) in point_paths.iter().zip(at_points) {
-        let Some(m) = m else {
-            return Err(ObserveError::NoMount {
-                path: path.clone(),
-                table: table.to_path_buf(),
-            });
-        };
         points.push(Point {
             exists: path.is_dir(),
             path: path.clone(),
-            mount: MountSummary::from(&m),
+            mount: m.ok_or_else(|| no_mount(path))?,
         });
     }
     let mut out = Vec::with_capacity(found.len());
     for (rule, m) in cfg.paths.iter().zip(found) {
-        let Some(m) = m else {
-            return Err(ObserveError::NoMount {
-                path: rule.path.clone(),
-                table: table.to_path_buf(),
-            });
-        };
         out.push(PathFacts {
             rule: rule.clone(),
-            mount: MountSummary::from(&m),
+            mount: m.ok_or_else(|| no_mount(&rule.path))?,
         });
     }
     let container = container_kind(virtualization);
@@ -320,7 +373,7 @@ fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(Hos
         paths: out,
         points,
     };
-    Ok((host, info.into_buffer()))
+    Ok((host, buf))
 }
 
 /// systemd's `Virtualization` names VMs and containers alike; only containers matter here.
@@ -490,8 +543,14 @@ fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u
             return (view, Vec::new());
         }
     };
-    let mut wanted: Vec<&Path> = host.paths.iter().map(|p| p.rule.path.as_path()).collect();
-    wanted.extend(host.points.iter().map(|p| p.path.as_path()));
+    let wanted: Vec<PathBuf> = host
+        .paths
+        .iter()
+        .map(|p| p.rule.path.as_path())
+        .chain(host.points.iter().map(|p| p.path.as_path()))
+        .map(mountinfo::looked_up)
+        .collect();
+    let wanted: Vec<&Path> = wanted.iter().map(PathBuf::as_path).collect();
     match info.governing_many(&wanted) {
         Ok(found) => {
             let mut all: Vec<Option<MountSummary>> = found.iter().map(|m| m.as_ref().map(MountSummary::from)).collect();

@@ -11,7 +11,7 @@ use crate::dropin::{self, Choice};
 use crate::image::WantsLink;
 use crate::modes::{self, ModeVerdict, Relation};
 use crate::mountinfo::MountSummary;
-use crate::observe::{Facts, HostFacts, ImageFacts, OwnState, PathFacts, RuntimeView, UnitFacts};
+use crate::observe::{Facts, HostFacts, ImageFacts, OwnState, PathFacts, RuntimeView, Scope, UnitFacts};
 use crate::unitfile::{MountFlags, MountFlagsSetting};
 
 /// systemd gained unit markers (`systemctl reload-or-restart --marked`) in 248.
@@ -178,6 +178,10 @@ pub fn plan(facts: &Facts, cfg: &Config) -> Plan {
         modes: Vec::new(),
         required_mode: cfg.required_mode,
     };
+    if facts.scope == Scope::Paths {
+        plan_paths(&facts.host, &mut p);
+        return p;
+    }
     let version = facts.systemd.version;
     if version.is_none() {
         p.notes.push(format!(

@@ -117,9 +117,8 @@ impl State {
 
     /// Records a finished check: the look after acting, or before if nothing was done.
     pub fn checked(&mut self, last: &Checked, status: Status, outcomes: &[Outcome], held_back: Vec<Suppressed>) {
-        let now = unix_now();
         self.checks += 1;
-        self.last_check_unix = Some(now);
+        self.last_check_unix = Some(unix_now());
         self.status = status;
         self.verdicts = last.plan.verdicts.clone();
         self.notes = last.plan.notes.clone();
@@ -128,26 +127,7 @@ impl State {
         self.held_back = held_back;
         self.error = None;
         self.set_bus(true, None);
-        for o in outcomes {
-            if !matches!(o.result, ActionResult::Unchanged) {
-                let result = match &o.result {
-                    ActionResult::Done => "done".to_string(),
-                    ActionResult::Unchanged => "unchanged".to_string(),
-                    ActionResult::Skipped(w) => format!("skipped: {w}"),
-                    ActionResult::Failed(w) => format!("FAILED: {w}"),
-                };
-                if matches!(o.result, ActionResult::Done) {
-                    self.remediations_total += 1;
-                }
-                self.remediations.push(Remediation {
-                    unix: now,
-                    action: o.description.clone(),
-                    result,
-                });
-            }
-        }
-        let excess = self.remediations.len().saturating_sub(KEEP);
-        self.remediations.drain(..excess);
+        self.record(outcomes);
         self.unit_mount_flags = last
             .facts
             .units
@@ -162,6 +142,66 @@ impl State {
             .map(|p| (p.rule.path.display().to_string(), p.mount.propagation.is_shared()))
             .collect();
         self.status_line = self.compose_status_line();
+    }
+
+    /// Records a quick round that looked at the paths alone: their verdicts replace the old
+    /// ones; the units' and the modes' stay until the full round that follows.
+    pub fn paths_checked(&mut self, last: &Checked, outcomes: &[Outcome], held_back: Vec<Suppressed>) {
+        for v in &last.plan.verdicts {
+            match self.verdicts.iter_mut().find(|o| o.subject == v.subject) {
+                Some(o) => *o = v.clone(),
+                None => self.verdicts.push(v.clone()),
+            }
+        }
+        for p in &last.facts.host.paths {
+            self.path_shared
+                .insert(p.rule.path.display().to_string(), p.mount.propagation.is_shared());
+        }
+        for h in held_back {
+            self.held_back.retain(|o| o.target != h.target);
+            self.held_back.push(h);
+        }
+        // Until the full round: the worst of the verdicts as they now stand.
+        self.status = if outcomes.iter().any(Outcome::failed) {
+            Status::Unknown
+        } else {
+            self.verdicts
+                .iter()
+                .map(|v| {
+                    if v.status == Status::NotInstalled {
+                        Status::Ok
+                    } else {
+                        v.status
+                    }
+                })
+                .max()
+                .unwrap_or(Status::Ok)
+        };
+        self.record(outcomes);
+        self.status_line = self.compose_status_line();
+    }
+
+    /// Keeps what was done (not what turned out unchanged), the newest [`KEEP`].
+    fn record(&mut self, outcomes: &[Outcome]) {
+        let now = unix_now();
+        for o in outcomes {
+            let result = match &o.result {
+                ActionResult::Unchanged => continue,
+                ActionResult::Done => "done".to_string(),
+                ActionResult::Skipped(w) => format!("skipped: {w}"),
+                ActionResult::Failed(w) => format!("FAILED: {w}"),
+            };
+            if matches!(o.result, ActionResult::Done) {
+                self.remediations_total += 1;
+            }
+            self.remediations.push(Remediation {
+                unix: now,
+                action: o.description.clone(),
+                result,
+            });
+        }
+        let excess = self.remediations.len().saturating_sub(KEEP);
+        self.remediations.drain(..excess);
     }
 
     /// Records a check that could not run; the last verdicts stay as they were.
@@ -427,6 +467,62 @@ mod tests {
         // A required mode that is not this one does not count.
         s.required_mode = KubeMode::HostToContainer;
         assert_eq!(s.compose_status_line(), "ok: / shared:1; next check 60s");
+    }
+
+    #[test]
+    fn a_paths_round_replaces_path_verdicts_and_keeps_the_rest() {
+        use crate::engine::Checked;
+        use crate::mountinfo::{MountSummary, Propagation};
+        use crate::observe::{Facts, HostFacts, Scope, SystemdInfo};
+        let mut s = State::new("cfg".into(), 60);
+        s.bus.connected = true;
+        s.verdicts = vec![
+            v("/", Status::Drift, "private, needs shared", "private"),
+            v("docker.service", Status::Ok, "MountFlags=shared, host namespace", "..."),
+        ];
+        s.status = Status::Drift;
+        let shared = MountSummary {
+            id: 43,
+            mount_point: "/".into(),
+            fstype: "ext4".into(),
+            propagation: Propagation {
+                shared: Some(1),
+                ..Default::default()
+            },
+        };
+        let facts = Facts {
+            scope: Scope::Paths,
+            systemd: SystemdInfo {
+                version_string: "not asked".into(),
+                version: None,
+                virtualization: String::new(),
+            },
+            host: HostFacts {
+                own_namespace: Some(false),
+                first_mount: Some(43),
+                container: None,
+                paths: vec![crate::observe::PathFacts {
+                    rule: crate::config::PathRule {
+                        path: "/".into(),
+                        propagation: crate::config::Needed::Shared,
+                        remediate: true,
+                    },
+                    mount: shared,
+                }],
+                points: Vec::new(),
+            },
+            units: Vec::new(),
+            kubelet: None,
+            image: None,
+            probe: None,
+        };
+        let plan = crate::plan::plan(&facts, &crate::config::Config::default());
+        s.paths_checked(&Checked { facts, plan }, &[], Vec::new());
+        assert_eq!(s.verdicts.len(), 2);
+        assert_eq!(s.verdicts[0].status, Status::Ok);
+        assert_eq!(s.verdicts[1].subject, "docker.service", "the unit's verdict kept");
+        assert_eq!(s.status, Status::Ok, "recomputed, not kept at the old drift");
+        assert_eq!(s.path_shared.get("/"), Some(&true));
     }
 
     #[test]

@@ -7,15 +7,19 @@
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use nix::libc;
 
-use crate::mountinfo::Propagation;
+use crate::mountinfo::{MountSummary, Propagation};
 
 const SYS_STATMOUNT: libc::c_long = 457;
 const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 const STATMOUNT_MNT_BASIC: u64 = 0x2;
+const STATMOUNT_PROPAGATE_FROM: u64 = 0x4;
+const STATMOUNT_MNT_POINT: u64 = 0x10;
+const STATMOUNT_FS_TYPE: u64 = 0x20;
 const MNT_ID_REQ_SIZE_VER0: u32 = 24;
 const MS_SHARED: u64 = 1 << 20;
 const MS_SLAVE: u64 = 1 << 19;
@@ -80,31 +84,55 @@ fn unique_mount_id(path: &Path) -> io::Result<u64> {
     Ok(stx.stx_mnt_id)
 }
 
-fn statmount(unique_id: u64) -> io::Result<Statmount> {
+/// The fixed part of the answer, then its strings (offsets into what follows it). Room for a
+/// mount point of PATH_MAX; a longer answer is asked for again with more room.
+#[repr(C)]
+struct Answer {
+    head: Statmount,
+    strings: [u8; 4096 + 256],
+}
+
+/// Asks statmount about mount `unique_id` into `buf`, whose size the kernel is told.
+fn statmount_into<T>(unique_id: u64, param: u64, buf: &mut T) -> io::Result<()> {
     let req = MntIdReq {
         size: MNT_ID_REQ_SIZE_VER0,
         spare: 0,
         mnt_id: unique_id,
-        param: STATMOUNT_MNT_BASIC,
+        param,
     };
-    // SAFETY: the kernel writes at most `size_of::<Statmount>()` bytes into `buf`.
-    let mut buf: Statmount = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes at most `size_of::<T>()` bytes into `buf`.
     let r = unsafe {
         libc::syscall(
             SYS_STATMOUNT,
             &req as *const MntIdReq,
-            &mut buf as *mut Statmount,
-            std::mem::size_of::<Statmount>(),
+            buf as *mut T,
+            std::mem::size_of::<T>(),
             0u32,
         )
     };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    if buf.mask & STATMOUNT_MNT_BASIC == 0 {
+    Ok(())
+}
+
+fn checked(head: &Statmount) -> io::Result<()> {
+    if head.mask & STATMOUNT_MNT_BASIC == 0 {
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
-    Ok(buf)
+    Ok(())
+}
+
+impl Answer {
+    /// The string at `offset`, if the kernel said it wrote that field.
+    fn string(&self, flag: u64, offset: u32) -> Option<&[u8]> {
+        if self.head.mask & flag == 0 {
+            return None;
+        }
+        let rest = self.strings.get(offset as usize..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        Some(&rest[..end])
+    }
 }
 
 /// statmount's propagation in the terms mountinfo uses.
@@ -115,37 +143,84 @@ fn propagation(sm: &Statmount) -> Propagation {
         shared: shared.then_some(sm.mnt_peer_group),
         master: slave.then_some(sm.mnt_master),
         // mountinfo names propagate_from only when it differs from the master.
-        propagate_from: (slave && sm.propagate_from != 0 && sm.propagate_from != sm.mnt_master)
+        propagate_from: (slave
+            && sm.mask & STATMOUNT_PROPAGATE_FROM != 0
+            && sm.propagate_from != 0
+            && sm.propagate_from != sm.mnt_master)
             .then_some(sm.propagate_from),
         unbindable: sm.mnt_propagation & MS_UNBINDABLE != 0,
     }
 }
 
-/// The mount that holds `path`. A path that does not exist yet is held by the mount of its
-/// nearest existing ancestor, as a lookup would find once it is created.
-pub fn mount_of(path: &Path) -> io::Result<MountState> {
+/// The unique id of the mount that holds `path`. A path that does not exist yet is held by the
+/// mount of its nearest existing ancestor, as a lookup would find once it is created.
+fn holder(path: &Path) -> io::Result<u64> {
     let mut p = path;
-    let id = loop {
+    loop {
         match unique_mount_id(p) {
-            Ok(id) => break id,
+            Ok(id) => return Ok(id),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => match p.parent() {
                 Some(parent) => p = parent,
                 None => return Err(e),
             },
             Err(e) => return Err(e),
         }
-    };
-    let sm = statmount(id)?;
+    }
+}
+
+/// Mount `unique_id` (from an earlier [`mount_of`]): ids and propagation. ENOENT once it is gone.
+pub fn mount_by_id(unique_id: u64) -> io::Result<MountState> {
+    // SAFETY: all-zero is a valid Statmount.
+    let mut head: Statmount = unsafe { std::mem::zeroed() };
+    statmount_into(unique_id, STATMOUNT_MNT_BASIC | STATMOUNT_PROPAGATE_FROM, &mut head)?;
+    checked(&head)?;
     Ok(MountState {
-        id: sm.mnt_id_old,
-        unique_id: sm.mnt_id,
-        propagation: propagation(&sm),
+        id: head.mnt_id_old,
+        unique_id: head.mnt_id,
+        propagation: propagation(&head),
     })
 }
 
-/// Whether statx + statmount work here (kernel and seccomp allowing).
+/// The mount that holds `path`: ids and propagation only. The daemon's frequent re-read, so
+/// no strings and nothing on the heap but the path.
+pub fn mount_of(path: &Path) -> io::Result<MountState> {
+    // SAFETY: all-zero is a valid Statmount.
+    let mut head: Statmount = unsafe { std::mem::zeroed() };
+    statmount_into(holder(path)?, STATMOUNT_MNT_BASIC | STATMOUNT_PROPAGATE_FROM, &mut head)?;
+    checked(&head)?;
+    Ok(MountState {
+        id: head.mnt_id_old,
+        unique_id: head.mnt_id,
+        propagation: propagation(&head),
+    })
+}
+
+/// The mount that holds `path`, as the mountinfo path describes it (mount point and
+/// filesystem type included), at a cost that does not grow with the mount table.
+pub fn describe(path: &Path) -> io::Result<MountSummary> {
+    // SAFETY: all-zero is a valid Answer.
+    let mut a: Box<Answer> = Box::new(unsafe { std::mem::zeroed() });
+    statmount_into(
+        holder(path)?,
+        STATMOUNT_MNT_BASIC | STATMOUNT_PROPAGATE_FROM | STATMOUNT_MNT_POINT | STATMOUNT_FS_TYPE,
+        &mut *a,
+    )?;
+    checked(&a.head)?;
+    let missing = || io::Error::from_raw_os_error(libc::EOPNOTSUPP);
+    let mount_point = a.string(STATMOUNT_MNT_POINT, a.head.mnt_point).ok_or_else(missing)?;
+    let fstype = a.string(STATMOUNT_FS_TYPE, a.head.fs_type).ok_or_else(missing)?;
+    Ok(MountSummary {
+        id: u64::from(a.head.mnt_id_old),
+        mount_point: PathBuf::from(std::ffi::OsStr::from_bytes(mount_point)),
+        fstype: String::from_utf8_lossy(fstype).into_owned(),
+        propagation: propagation(&a.head),
+    })
+}
+
+/// Whether statx + statmount work here (kernel and seccomp allowing); asked once.
 pub fn available() -> bool {
-    mount_of(Path::new("/")).is_ok()
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| describe(Path::new("/")).is_ok())
 }
 
 #[cfg(test)]
@@ -156,8 +231,9 @@ mod tests {
     #[test]
     fn layout_matches_the_kernel_abi() {
         assert_eq!(std::mem::size_of::<MntIdReq>(), 24);
-        // 0x70 bytes of fields before __spare2[50].
+        // 0x70 bytes of fields before __spare2[50]; the strings start right after.
         assert_eq!(std::mem::size_of::<Statmount>(), 0x70 + 50 * 8);
+        assert_eq!(std::mem::offset_of!(Answer, strings), 512);
     }
 
     #[test]
@@ -179,6 +255,7 @@ mod tests {
             let slow = table.governing(Path::new(p)).unwrap().unwrap();
             assert_eq!(u64::from(fast.id), slow.id, "{p}");
             assert_eq!(fast.propagation, slow.propagation, "{p}");
+            assert_eq!(describe(Path::new(p)).unwrap(), MountSummary::from(&slow), "{p}");
         }
     }
 }

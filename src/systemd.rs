@@ -3,8 +3,10 @@
 //! A synchronous facade: each call runs zbus's own executor on the calling thread with
 //! `zbus::block_on`, so the rest of mountprop stays plain blocking code.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -31,6 +33,8 @@ pub enum SystemdError {
     },
     #[error("systemd is not running on the system bus ({detail}){hint}")]
     NotRunning { detail: String, hint: &'static str },
+    #[error("systemd did not answer {what} within {secs} s (busy?)")]
+    Busy { what: String, secs: u64 },
     #[error("{unit}: {what}: {source}")]
     Unit {
         unit: String,
@@ -50,6 +54,10 @@ pub enum SystemdError {
     JobTimeout { unit: String, secs: u64 },
     #[error("{unit}: stopped waiting for the restart job (mountprop is stopping); systemd carries it on")]
     JobAbandoned { unit: String },
+    #[error(
+        "{unit}: the system bus went away while mountprop waited for the restart; systemd carries the job on (see systemctl status {unit})"
+    )]
+    JobUnseen { unit: String },
 }
 
 /// Hint for when there is no systemd at all, e.g. an image build or a plain container.
@@ -59,6 +67,15 @@ fn no_systemd_hint() -> &'static str {
     } else {
         "; systemd is not running here (no /run/systemd/system)"
     }
+}
+
+/// What systemd says, for one check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub version: String,
+    pub virtualization: String,
+    /// In the order asked for.
+    pub units: Vec<UnitProps>,
 }
 
 /// What systemd says about one unit.
@@ -90,25 +107,41 @@ struct UnitIface {
     markers: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, DeserializeDict, Type)]
-#[zbus(signature = "a{sv}", rename_all = "PascalCase")]
-struct ServiceIface {
-    mount_flags: Option<u64>,
-    #[zbus(rename = "MainPID")]
-    main_pid: Option<u32>,
-}
-
 pub struct Systemd {
     conn: Connection,
+    timeout: Duration,
+}
+
+impl SystemdError {
+    /// The bus is gone or systemd is not on it, as opposed to slow or refusing one request.
+    pub fn is_lost(&self) -> bool {
+        match self {
+            Self::NoBus { .. } | Self::NotRunning { .. } => true,
+            Self::Unit { source, .. } | Self::Manager { source, .. } => {
+                matches!(source, zbus::Error::InputOutput(_) | zbus::Error::Handshake(_))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn is_timeout(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::InputOutput(io) if io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 impl Systemd {
     /// Connects to the system bus (`$DBUS_SYSTEM_BUS_ADDRESS`, or the standard socket).
     pub fn connect() -> Result<Self, SystemdError> {
+        Self::connect_with(CALL_TIMEOUT)
+    }
+
+    /// Connects, giving up on any one call after `timeout` (the daemon must not hang on a busy
+    /// systemd).
+    pub fn connect_with(timeout: Duration) -> Result<Self, SystemdError> {
         let address = bus_address();
         let built = zbus::block_on(async {
             zbus::connection::Builder::address(address.as_str())
-                .method_timeout(CALL_TIMEOUT)
+                .method_timeout(timeout)
                 .build()
                 .await
         });
@@ -117,7 +150,14 @@ impl Systemd {
             reason: root_cause(&e),
             hint: no_systemd_hint(),
         })?;
-        Ok(Self { conn })
+        Ok(Self { conn, timeout })
+    }
+
+    fn busy(&self, what: String) -> SystemdError {
+        SystemdError::Busy {
+            what,
+            secs: self.timeout.as_secs(),
+        }
     }
 
     async fn call<B, R>(&self, path: &str, iface: &str, method: &str, body: &B) -> zbus::Result<R>
@@ -133,6 +173,9 @@ impl Systemd {
     }
 
     fn manager_error(&self, method: &'static str, source: zbus::Error) -> SystemdError {
+        if is_timeout(&source) {
+            return self.busy(method.to_string());
+        }
         if is_no_systemd(&source) {
             return SystemdError::NotRunning {
                 detail: source.to_string(),
@@ -142,34 +185,42 @@ impl Systemd {
         SystemdError::Manager { method, source }
     }
 
-    fn manager_property<R>(&self, name: &'static str) -> Result<R, SystemdError>
-    where
-        R: TryFrom<zbus::OwnedVariant, Error = zbus::Error>,
-    {
-        zbus::block_on(async {
+    async fn manager_property(&self, name: &'static str) -> Result<String, SystemdError> {
+        async {
             let v: zbus::OwnedVariant = self.call(PATH, PROPERTIES, "Get", &(MANAGER, name)).await?;
-            R::try_from(v)
-        })
+            String::try_from(v)
+        }
+        .await
         .map_err(|e| self.manager_error(name, e))
     }
 
-    /// `Manager.Version`, e.g. "252.38-1~deb12u1".
-    pub fn version(&self) -> Result<String, SystemdError> {
-        self.manager_property("Version")
-    }
-
-    /// `Manager.Virtualization`: empty on bare metal, e.g. "lxc" or "container-other" in a
-    /// container.
-    pub fn virtualization(&self) -> Result<String, SystemdError> {
-        self.manager_property("Virtualization")
-    }
-
-    /// Loads `unit` (a no-op when it is loaded) and reads what mountprop needs of it. A unit that
+    /// Everything one check needs from systemd: `Version` (e.g. "252.38-1~deb12u1"),
+    /// `Virtualization` (empty on bare metal, e.g. "lxc" in a container), and for each unit
+    /// `LoadUnit` (a no-op when it is loaded) and its properties. All of it is asked at once on
+    /// the one connection, so a check waits for about two round trips, not a dozen. A unit that
     /// does not exist comes back with `load_state` "not-found", not as an error.
-    pub fn unit(&self, unit: &str) -> Result<UnitProps, SystemdError> {
+    pub fn snapshot(&self, units: &[&str]) -> Result<Snapshot, SystemdError> {
+        zbus::block_on(async {
+            let manager = join(
+                self.manager_property("Version"),
+                self.manager_property("Virtualization"),
+            );
+            let units = join_all(units.iter().map(|u| self.unit(u)).collect());
+            let ((version, virtualization), units) = join(manager, units).await;
+            Ok(Snapshot {
+                version: version?,
+                virtualization: virtualization?,
+                units: units.into_iter().collect::<Result<_, _>>()?,
+            })
+        })
+    }
+
+    async fn unit(&self, unit: &str) -> Result<UnitProps, SystemdError> {
         let err = |what: &'static str| {
             move |source: zbus::Error| {
-                if is_no_systemd(&source) {
+                if is_timeout(&source) {
+                    self.busy(format!("{what} of {unit}"))
+                } else if is_no_systemd(&source) {
                     SystemdError::NotRunning {
                         detail: source.to_string(),
                         hint: no_systemd_hint(),
@@ -183,45 +234,54 @@ impl Systemd {
                 }
             }
         };
-        zbus::block_on(async {
-            let path: OwnedObjectPath = self
-                .call(PATH, MANAGER, "LoadUnit", &(unit,))
-                .await
-                .map_err(err("LoadUnit"))?;
-            let u: UnitIface = self
-                .call(path.as_str(), PROPERTIES, "GetAll", &(UNIT,))
-                .await
-                .map_err(err("read unit properties"))?;
-            let load_state = u.load_state.unwrap_or_default();
-            let service = if load_state == "loaded" {
-                Some(
-                    self.call::<_, ServiceIface>(path.as_str(), PROPERTIES, "GetAll", &(SERVICE,))
-                        .await
-                        .map_err(err("read service properties"))?,
-                )
-            } else {
-                None
-            };
-            Ok(UnitProps {
-                load_state,
-                load_error: u
-                    .load_error
-                    .filter(|(name, _)| !name.is_empty())
-                    .map(|(name, msg)| format!("{msg} ({name})")),
-                active_state: u.active_state.unwrap_or_default(),
-                sub_state: u.sub_state.unwrap_or_default(),
-                fragment_path: u.fragment_path.filter(|p| !p.is_empty()).map(PathBuf::from),
-                dropin_paths: u
-                    .drop_in_paths
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(PathBuf::from)
-                    .collect(),
-                need_daemon_reload: u.need_daemon_reload.unwrap_or(false),
-                markers: u.markers.unwrap_or_default(),
-                mount_flags: service.as_ref().and_then(|s| s.mount_flags),
-                main_pid: service.and_then(|s| s.main_pid).unwrap_or(0),
-            })
+        let path: OwnedObjectPath = self
+            .call(PATH, MANAGER, "LoadUnit", &(unit,))
+            .await
+            .map_err(err("LoadUnit"))?;
+        // Only the properties mountprop reads: systemd serializes a few hundred for a GetAll
+        // of org.freedesktop.systemd1.Service, and that is most of a check's cost.
+        let get = |iface: &'static str, name: &'static str| {
+            let path = path.as_str();
+            async move {
+                let v: zbus::OwnedVariant = self.call(path, PROPERTIES, "Get", &(iface, name)).await?;
+                Ok::<_, zbus::Error>(v)
+            }
+        };
+        let (u, service) = join(
+            self.call::<_, UnitIface>(path.as_str(), PROPERTIES, "GetAll", &(UNIT,)),
+            join(get(SERVICE, "MountFlags"), get(SERVICE, "MainPID")),
+        )
+        .await;
+        let u = u.map_err(err("read unit properties"))?;
+        let load_state = u.load_state.unwrap_or_default();
+        // A unit that did not load has no Service properties worth reading.
+        let service = if load_state == "loaded" {
+            let (flags, pid) = service;
+            let flags = u64::try_from(flags.map_err(err("read MountFlags"))?).map_err(err("read MountFlags"))?;
+            let pid = u32::try_from(pid.map_err(err("read MainPID"))?).map_err(err("read MainPID"))?;
+            Some((flags, pid))
+        } else {
+            None
+        };
+        Ok(UnitProps {
+            load_state,
+            load_error: u
+                .load_error
+                .filter(|(name, _)| !name.is_empty())
+                .map(|(name, msg)| format!("{msg} ({name})")),
+            active_state: u.active_state.unwrap_or_default(),
+            sub_state: u.sub_state.unwrap_or_default(),
+            fragment_path: u.fragment_path.filter(|p| !p.is_empty()).map(PathBuf::from),
+            dropin_paths: u
+                .drop_in_paths
+                .unwrap_or_default()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            need_daemon_reload: u.need_daemon_reload.unwrap_or(false),
+            markers: u.markers.unwrap_or_default(),
+            mount_flags: service.map(|(flags, _)| flags),
+            main_pid: service.map_or(0, |(_, pid)| pid),
         })
     }
 
@@ -284,12 +344,7 @@ impl Systemd {
                         }
                     }
                     Ok(Some(Err(_))) => {}
-                    Ok(None) => {
-                        break Err(SystemdError::JobFailed {
-                            unit: unit.to_string(),
-                            result: "bus closed".into(),
-                        });
-                    }
+                    Ok(None) => break Err(SystemdError::JobUnseen { unit: unit.to_string() }),
                     Err(_) if !keepalive() => break Err(SystemdError::JobAbandoned { unit: unit.to_string() }),
                     Err(_) => {}
                 }
@@ -312,6 +367,53 @@ impl Systemd {
             }
         })
     }
+}
+
+/// Runs two futures concurrently on the current task (without pulling in a futures crate).
+async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                (ra, rb) = (x, y);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// Runs futures of one kind concurrently; their outputs in the same order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (f, slot) in futures.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none()
+                && let Poll::Ready(v) = f.as_mut().poll(cx)
+            {
+                *slot = Some(v);
+            }
+        }
+        if done.iter().all(Option::is_some) {
+            Poll::Ready(done.drain(..).flatten().collect())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// The next item of a stream (zbus's streams, without pulling in a futures crate).

@@ -1,8 +1,8 @@
-//! What wakes the daemon: a change of the mount table, of mountprop's drop-in directories, a
-//! systemd signal about the watched units, and Unix signals. All of them arrive as readiness on
-//! a few file descriptors, so the daemon's one loop waits in a single poll(2).
+//! What wakes the daemon's main loop: a change of mountprop's drop-in directories, a systemd
+//! signal about the watched units, the paths guard asking for a full round, and Unix signals.
+//! All of them arrive as readiness on a few file descriptors, so the loop waits in a single
+//! poll(2). (The mount table is the guard's to watch: [`crate::guard`].)
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -23,11 +23,13 @@ use crate::systemd::unit_object_path;
 const EV_SYSTEMD: u8 = b'e';
 const EV_BUS_LOST: u8 = b'l';
 const EV_BUS_BACK: u8 = b'c';
+/// The paths guard fixed or saw a path change: a full round should follow.
+pub const EV_PATHS: u8 = b'p';
 
 /// What happened since the last wait.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Woken {
-    pub mount_table: bool,
+    pub paths: bool,
     pub dropins: bool,
     pub systemd: bool,
     pub bus_lost: bool,
@@ -37,10 +39,10 @@ pub struct Woken {
 }
 
 pub struct Watch {
-    mountinfo: File,
     inotify: Inotify,
     watched: Vec<(WatchDescriptor, PathBuf)>,
     wake_rx: OwnedFd,
+    wake_tx: OwnedFd,
     hup: Arc<AtomicBool>,
     term: Arc<AtomicBool>,
     units: Arc<Mutex<Vec<String>>>,
@@ -49,7 +51,6 @@ pub struct Watch {
 impl Watch {
     /// Sets up every source and starts the thread that listens to systemd on the bus.
     pub fn new(units: &[String]) -> io::Result<Self> {
-        let mountinfo = File::open("/proc/self/mountinfo")?;
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
         let (wake_rx, wake_tx) = pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
         let hup = Arc::new(AtomicBool::new(false));
@@ -63,18 +64,24 @@ impl Watch {
         }
         let units = Arc::new(Mutex::new(units.to_vec()));
         let shared = units.clone();
+        let bus_wake = wake_tx.try_clone()?;
         std::thread::Builder::new()
             .name("mountprop-bus".into())
-            .spawn(move || listen_to_systemd(&shared, &wake_tx))?;
+            .spawn(move || listen_to_systemd(&shared, &bus_wake))?;
         Ok(Self {
-            mountinfo,
             inotify,
             watched: Vec::new(),
             wake_rx,
+            wake_tx,
             hup,
             term,
             units,
         })
+    }
+
+    /// Another handle on the wake pipe, for a thread that needs to wake this loop.
+    pub fn waker(&self) -> io::Result<OwnedFd> {
+        self.wake_tx.try_clone()
     }
 
     /// The flag SIGTERM/SIGINT set, for long waits elsewhere to look at.
@@ -115,33 +122,27 @@ impl Watch {
         }
     }
 
-    /// Waits up to `timeout`. `mounts` says whether mount-table events count now (the daemon
-    /// ignores them while a check for earlier ones is pending, so churn cannot spin it).
-    pub fn wait(&mut self, timeout: Duration, mounts: bool) -> io::Result<Woken> {
+    /// Waits up to `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> io::Result<Woken> {
         // Round up: waking a fraction of a millisecond early would spin with poll(0) until
         // the deadline.
         let ms = timeout.as_micros().div_ceil(1000).min(u128::from(u32::MAX / 2));
         let ms = u32::try_from(ms).unwrap_or(u32::MAX / 2);
         let poll_timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
         let mut w = Woken::default();
-        let (mount_ready, inotify_ready, wake_ready) = {
-            let mut fds = vec![
+        let (inotify_ready, wake_ready) = {
+            let mut fds = [
                 PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN),
             ];
-            if mounts {
-                fds.push(PollFd::new(self.mountinfo.as_fd(), PollFlags::POLLPRI));
-            }
             match poll(&mut fds, poll_timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-            (fds.get(2).is_some_and(ready), ready(&fds[1]), ready(&fds[0]))
+            (ready(&fds[1]), ready(&fds[0]))
         };
-        // poll itself acknowledges a mountinfo change; nothing to read.
-        w.mount_table = mount_ready;
         if inotify_ready {
             while let Ok(events) = self.inotify.read_events() {
                 if events.is_empty() {
@@ -168,6 +169,7 @@ impl Watch {
                         EV_SYSTEMD => w.systemd = true,
                         EV_BUS_LOST => w.bus_lost = true,
                         EV_BUS_BACK => w.bus_back = true,
+                        EV_PATHS => w.paths = true,
                         _ => {}
                     }
                 }

@@ -49,6 +49,7 @@ fn path_facts(path: &str, needs: Needed, m: MountSummary) -> PathFacts {
 
 fn facts(version: u32) -> Facts {
     Facts {
+        scope: crate::observe::Scope::Everything,
         systemd: SystemdInfo {
             version_string: format!("{version}.1-1"),
             version: Some(version),
@@ -1122,4 +1123,23 @@ fn modes_the_probe_cannot_clear_what_it_did_not_reach() {
         b.reason
             .ends_with("the live probe could not reach that, and found nothing else")
     );
+}
+
+// ---- a look at the paths alone ----
+
+#[test]
+fn a_paths_only_look_plans_the_paths_and_nothing_else() {
+    let mut f = with_units(facts(252), vec![old_docker()]);
+    f.scope = crate::observe::Scope::Paths;
+    f.systemd.version = None;
+    f.host.paths[0].mount.propagation = private();
+    let p = plan(&f, &cfg());
+    assert_eq!(p.verdicts.iter().map(|v| v.subject.as_str()).collect::<Vec<_>>(), ["/"]);
+    assert_eq!(kinds(&p), ["make-shared"]);
+    assert!(
+        p.notes.is_empty(),
+        "no note about an unknown systemd version: {:?}",
+        p.notes
+    );
+    assert!(p.modes.is_empty());
 }

@@ -288,6 +288,8 @@ impl Sandbox {
                 fs::create_dir_all(parent).map_err(|e| e.to_string())?;
             }
             fs::write(&p, content).map_err(|e| e.to_string())?;
+            // As a package installs it, whatever the test runner's umask.
+            fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).map_err(|e| e.to_string())?;
         }
         // An image boots its own multi-user.target; the host's tree the test's minimal target.
         let (script, root, target) = match (&setup.root, setup.overlay_root) {
@@ -396,6 +398,39 @@ impl Sandbox {
             .unwrap_or_else(|e| panic!("nsenter {args:?}: {e}"))
     }
 
+    /// Runs `f` in a thread of this process that has entered the node's mount namespace:
+    /// mounts made there are the node's, at the cost of a system call, not a process.
+    pub fn in_mount_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_mount_ns_of(self.pid, f)
+    }
+
+    /// Adds `n` tmpfs mounts to the node, below /mnt/many (a private tmpfs, so that the node's
+    /// other namespaces get no copies).
+    pub fn add_mounts(&self, n: usize) {
+        use nix::mount::{MsFlags, mount};
+        self.in_mount_ns(move || {
+            let base = Path::new("/mnt/many");
+            if !base.exists() {
+                fs::create_dir_all(base).expect("mkdir");
+                mount(
+                    Some("many"),
+                    base,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    Some("nr_inodes=200000"),
+                )
+                .expect("tmpfs");
+                mount(None::<&str>, base, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).expect("private");
+            }
+            let first = fs::read_dir(base).map_or(0, |d| d.count());
+            for i in first..first + n {
+                let d = base.join(format!("m{i}"));
+                fs::create_dir(&d).expect("mkdir");
+                mount(Some("many"), &d, Some("tmpfs"), MsFlags::empty(), Some("size=4k")).expect("tmpfs");
+            }
+        });
+    }
+
     pub fn sh(&self, script: &str) -> Run {
         self.exec(&["sh", "-c", script])
     }
@@ -415,7 +450,7 @@ impl Sandbox {
                 "-a",
                 "sh",
                 "-c",
-                &format!("mkdir -p \"$(dirname '{path}')\" && cat > '{path}'"),
+                &format!("umask 022; mkdir -p \"$(dirname '{path}')\" && cat > '{path}'"),
             ])
             .stdin(Stdio::piped())
             .spawn()
@@ -612,6 +647,18 @@ impl Drop for Sandbox {
         }
         self.shutdown();
     }
+}
+
+/// [`Sandbox::in_mount_ns`] for the node whose PID 1 is `pid` (from any thread).
+pub fn in_mount_ns_of<T: Send + 'static>(pid: u32, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        let ns = fs::File::open(format!("/proc/{pid}/ns/mnt")).expect("the node's mount namespace");
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).expect("unshare CLONE_FS");
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS).expect("setns into the node");
+        f()
+    })
+    .join()
+    .expect("work inside the node")
 }
 
 fn lock(path: &Path) -> Result<fs::File, String> {

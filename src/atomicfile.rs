@@ -168,6 +168,7 @@ impl Dir {
             Ok(_) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(FileError::io("stat", &link, e)),
         }
+        self.clean_stale_temps(name);
         let tmp = temp_name(name, std::process::id());
         let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         nix::unistd::symlinkat(target, self.fd.as_fd(), tmp.as_str())
@@ -450,6 +451,42 @@ mod tests {
         ));
         std::fs::create_dir(t.0.join("real/sub.conf")).unwrap();
         assert_eq!(d.read("sub.conf").unwrap(), Entry::Other);
+    }
+
+    #[test]
+    fn a_directory_swapped_for_a_symlink_after_the_check_is_not_followed() {
+        let t = TempDir::new("swapped");
+        let real = t.0.join("x.service.d");
+        let elsewhere = t.0.join("elsewhere");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::create_dir(&elsewhere).unwrap();
+        let d = Dir::open(&real, None).unwrap();
+        // Between mountprop's look at the directory and its write, someone swaps it.
+        std::fs::rename(&real, t.0.join("moved")).unwrap();
+        symlink(&elsewhere, &real).unwrap();
+        d.write_atomic("90-mountprop.conf", b"[Service]\n", true).unwrap();
+        assert!(
+            t.0.join("moved/90-mountprop.conf").exists(),
+            "written where it was checked"
+        );
+        assert_eq!(
+            std::fs::read_dir(&elsewhere).unwrap().count(),
+            0,
+            "nothing through the link"
+        );
+        // A fresh look refuses the symlink.
+        assert!(matches!(Dir::open(&real, None), Err(FileError::Symlink { .. })));
+    }
+
+    #[test]
+    fn a_killed_runs_temp_symlink_is_removed_by_the_next_link() {
+        let t = TempDir::new("stalelink");
+        let d = Dir::open(&t.0, None).unwrap();
+        // PID 0 never names a running process: what a SIGKILLed run leaves.
+        symlink("/x", t.0.join(temp_name("m.service", 0))).unwrap();
+        d.symlink_atomic("m.service", Path::new("/lib/systemd/system/m.service"))
+            .unwrap();
+        assert_eq!(d.names(), vec!["m.service".to_string()]);
     }
 
     #[test]

@@ -150,3 +150,37 @@ fn oneline_puts_even_an_error_on_stdout_for_plugin_runners() {
     // One format at a time.
     assert_eq!(run(&["check", "--json", "--oneline"], &[NO_BUS]).code, 2);
 }
+
+#[test]
+fn a_config_others_can_change_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = scratch("unsafe");
+    let f = d.join("config.toml");
+    std::fs::write(&f, "restart = \"never\"\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let p = f.to_str().unwrap();
+    for args in [vec!["--config", p, "check"], vec!["config", "check", p]] {
+        let out = run(&args, &[NO_BUS]);
+        assert_eq!(out.code, 2, "{args:?}");
+        assert_eq!(
+            out.stderr.trim(),
+            format!(
+                "mountprop: {p}: refusing a config that others can change: it is writable by group or others (mode 0666); fix: chmod go-w {p}"
+            )
+        );
+    }
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(run(&["config", "check", p], &[]).code, 0);
+    // Owned by someone else (only root can arrange that).
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::chown(&f, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        let out = run(&["config", "check", p], &[]);
+        assert_eq!(out.code, 2);
+        assert!(
+            out.stderr
+                .contains("it is owned by uid 65534, not root; fix: chown root: "),
+            "{}",
+            out.stderr
+        );
+    }
+}

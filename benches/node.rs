@@ -131,10 +131,7 @@ fn grow(sb: &Sandbox, n: usize) {
 }
 
 fn prop(sb: &Sandbox, p: &str) -> String {
-    sb.exec(&["systemctl", "show", "-p", p, "--value", "mountprop.service"])
-        .stdout
-        .trim()
-        .to_string()
+    sb.show("mountprop.service", p)
 }
 
 fn daemon_pid(sb: &Sandbox) -> String {
@@ -187,6 +184,10 @@ fn time_in_node(sb: &Sandbox, args: &[&str], n: usize) -> f64 {
         })
         .collect();
     median(&mut v)
+}
+
+fn rss(sb: &Sandbox, pid: &str) -> String {
+    format!("{} / {}", proc_field(sb, pid, "VmRSS:"), proc_field(sb, pid, "VmHWM:"))
 }
 
 fn ms(s: f64) -> String {
@@ -302,14 +303,7 @@ fn footprint(sb: &Sandbox, r: &mut Report, secs: u64) {
     let wall = start.elapsed().as_secs_f64();
     let (n1, t1, w1) = (cpu_ns(sb, &pid), cpu_ticks(sb, &pid), wakeups(sb, &pid));
     let cpu = (n1 - n0) as f64 / 1e9;
-    r.add(
-        "idle RSS (VmRSS / VmHWM)",
-        format!(
-            "{} / {}",
-            proc_field(sb, &pid, "VmRSS:"),
-            proc_field(sb, &pid, "VmHWM:")
-        ),
-    );
+    r.add("idle RSS (VmRSS / VmHWM)", rss(sb, &pid));
     r.add("threads", proc_field(sb, &pid, "Threads:"));
     r.add(
         &format!("idle CPU over {secs} s (schedstat)"),
@@ -393,14 +387,7 @@ fn churn(sb: &Sandbox, r: &mut Report, secs: u64) {
         "churn: daemon CPU",
         format!("{:.2} s = {:.2} % of one core", cpu, 100.0 * cpu / wall),
     );
-    r.add(
-        "churn: daemon RSS (VmRSS / VmHWM)",
-        format!(
-            "{} / {}",
-            proc_field(sb, &pid, "VmRSS:"),
-            proc_field(sb, &pid, "VmHWM:")
-        ),
-    );
+    r.add("churn: daemon RSS (VmRSS / VmHWM)", rss(sb, &pid));
     r.add("churn: full checks run", format!("{}", checks(&c1) - checks(&c0)));
     r.add(
         "churn: restarts (watchdog or crash)",

@@ -82,7 +82,8 @@ struct Guard {
     signature: Signature,
 }
 
-/// Starts the guard. `signature_now` is what the boot round left: only a change from it counts.
+/// Starts the guard. What the paths look like now (after the boot round) is its baseline: only a
+/// change from it counts.
 pub fn spawn(shared: Arc<Shared>, waker: OwnedFd) -> std::io::Result<()> {
     let mut g = Guard {
         shared,

@@ -313,12 +313,11 @@ fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(Hos
         Path::new("/proc/self/mountinfo")
     };
     let point_paths = points_of(cfg);
-    let wanted: Vec<PathBuf> = cfg
+    let wanted: Vec<&Path> = cfg
         .paths
         .iter()
-        .map(|r| r.path.clone())
-        .chain(point_paths.iter().cloned())
-        .map(|p| mountinfo::looked_up(&p))
+        .map(|r| r.path.as_path())
+        .chain(point_paths.iter().map(PathBuf::as_path))
         .collect();
     // statmount answers for this process's namespace, at a cost that does not grow with the
     // table; mountinfo is the fallback (older kernels, seccomp, or another namespace's table).
@@ -336,7 +335,9 @@ fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(Hos
         None => {
             let info = MountInfo::read_path(table, buf)?;
             let first = info.iter().next().and_then(Result::ok).map(|m| m.id);
-            let refs: Vec<&Path> = wanted.iter().map(PathBuf::as_path).collect();
+            // statx follows symlinks itself; mountinfo is lexical, so resolve them first.
+            let resolved: Vec<PathBuf> = wanted.iter().map(|p| mountinfo::looked_up(p)).collect();
+            let refs: Vec<&Path> = resolved.iter().map(PathBuf::as_path).collect();
             let found = info
                 .governing_many(&refs)?
                 .iter()

@@ -156,18 +156,23 @@ impl Plan {
     /// ok), and drift if the required Kubernetes mode does not work for a reason no verdict
     /// already gives.
     pub fn status(&self) -> Status {
-        let unit_or_path = self.verdicts.iter().map(|v| {
+        worst(&self.verdicts).max(modes::status(&self.modes, self.required_mode, &self.verdicts))
+    }
+}
+
+/// The worst of some verdicts; a unit that is not installed counts as ok.
+pub fn worst(verdicts: &[Verdict]) -> Status {
+    verdicts
+        .iter()
+        .map(|v| {
             if v.status == Status::NotInstalled {
                 Status::Ok
             } else {
                 v.status
             }
-        });
-        unit_or_path
-            .chain([modes::status(&self.modes, self.required_mode, &self.verdicts)])
-            .max()
-            .unwrap_or(Status::Ok)
-    }
+        })
+        .max()
+        .unwrap_or(Status::Ok)
 }
 
 pub fn plan(facts: &Facts, cfg: &Config) -> Plan {

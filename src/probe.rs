@@ -326,10 +326,11 @@ pub fn run(facts: &Facts, timeout: Duration) -> Vec<ProbeResult> {
         }
         return out;
     }
+    // What a killed probe left goes first, whether or not there is anything to probe now.
+    sweep_stale(&points);
     if targets.is_empty() {
         return out;
     }
-    sweep_stale(&points);
     let run = format!("{TAG}.{}.", std::process::id());
     let mut n = 0u32;
     for p in &facts.host.points {

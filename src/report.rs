@@ -44,16 +44,9 @@ pub struct Report<'a> {
 /// One line a person, or node-problem-detector, can act on: the worst thing first, naming the
 /// unit, file:line and setting, or the mount; when all is well, what is and what works.
 pub fn one_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode) -> String {
-    let effective = |v: &Verdict| {
-        if v.status == Status::NotInstalled {
-            Status::Ok
-        } else {
-            v.status
-        }
-    };
-    let worst = verdicts.iter().map(effective).max().unwrap_or(Status::Ok);
+    let worst = crate::plan::worst(verdicts);
     if worst != Status::Ok {
-        let bad: Vec<&Verdict> = verdicts.iter().filter(|v| effective(v) == worst).collect();
+        let bad: Vec<&Verdict> = verdicts.iter().filter(|v| v.status == worst).collect();
         let more = if bad.len() > 1 {
             format!(" (+{} more)", bad.len() - 1)
         } else {

@@ -32,10 +32,7 @@ fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> 
 }
 
 fn prop(sb: &Sandbox, p: &str) -> String {
-    sb.exec(&["systemctl", "show", "-p", p, "--value", "mountprop.service"])
-        .stdout
-        .trim()
-        .to_string()
+    sb.show("mountprop.service", p)
 }
 
 fn status_text(sb: &Sandbox) -> String {

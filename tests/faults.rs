@@ -24,10 +24,7 @@ fn daemon_unit() -> String {
 }
 
 fn daemon_prop(sb: &Sandbox, p: &str) -> String {
-    sb.exec(&["systemctl", "show", "-p", p, "--value", "mountprop.service"])
-        .stdout
-        .trim()
-        .to_string()
+    sb.show("mountprop.service", p)
 }
 
 fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {

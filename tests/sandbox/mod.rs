@@ -534,6 +534,14 @@ impl Sandbox {
             .to_string()
     }
 
+    /// A property as `systemctl show -p PROP --value UNIT` prints it.
+    pub fn show(&self, unit: &str, prop: &str) -> String {
+        self.exec(&["systemctl", "show", "-p", prop, "--value", unit])
+            .stdout
+            .trim()
+            .to_string()
+    }
+
     pub fn mount_flags(&self, unit: &str) -> u64 {
         let v = self.unit_property(unit, "Service", "MountFlags");
         v.strip_prefix("t ")

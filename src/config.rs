@@ -589,7 +589,7 @@ pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/conf
 # How often the propagation of the paths above is re-read, to catch e.g. a
 # `mount --make-private /`, which no event announces: one statmount(2) a path (Linux >= 6.8);
 # with only /proc/self/mountinfo to read, at most every 2 s. At 80 ms such a change is undone
-# within 90 ms (p99 measured: 87 ms). Each wake-up costs the machine's timer overhead, so an
+# within 90 ms (p99 measured: 81 ms). Each wake-up costs the machine's timer overhead, so an
 # idle daemon uses about 0.1 % of a core on a small VM at 80 ms, about 0.035 % at 250 ms.
 #probe_interval_ms = 80
 # Events within this window are handled by one check.

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # docker.io and busybox-static: the real-Docker scenario and the demo run the real dockerd.
-# rpm: to inspect the built .rpm; debootstrap, squashfs-tools: the image recipes and their tests.
+# rpm: rpmbuild builds the .rpm, rpm inspects it; debootstrap, squashfs-tools: the image recipes and their tests.
 pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps docker.io busybox-static iptables
       rpm debootstrap squashfs-tools)
 missing=()

@@ -140,6 +140,23 @@ fn the_rpms_hold_the_files_scriptlets_and_payloads() {
             assert!(list.lines().any(|l| l == f), "{f} missing from {r}:\n{list}");
         }
         assert_eq!(run("rpm", &["-qpc", r]).trim(), "/etc/mountprop/config.toml");
+        let modes = run(
+            "rpm",
+            &[
+                "-qp",
+                "--qf",
+                "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]",
+                r,
+            ],
+        );
+        for want in [
+            "-rwxr-xr-x root:root /usr/bin/mountprop",
+            "-rw-r--r-- root:root /etc/mountprop/config.toml",
+            "-rw-r--r-- root:root /usr/lib/systemd/system/mountprop.service",
+            "drwxr-xr-x root:root /etc/mountprop",
+        ] {
+            assert!(modes.lines().any(|l| l == want), "{want} not in {r}:\n{modes}");
+        }
         let scripts = run("rpm", &["-qp", "--scripts", r]);
         for want in [
             "systemctl --no-reload preset mountprop.service",
@@ -173,6 +190,56 @@ fn the_rpms_hold_the_files_scriptlets_and_payloads() {
     }
 }
 
+/// rpm itself unpacks each .rpm into an empty root (scriptlets off: they need a booted
+/// systemd) and erases it again: every file arrives whole, and the erase leaves nothing behind.
+#[test]
+fn the_rpms_install_and_erase_cleanly() {
+    if !packages("rpm_install") {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let musl = repo.join("target/x86_64-unknown-linux-musl/release/mountprop");
+    for el7 in [false, true] {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rpmroot-{el7}"));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let r = rpm(el7);
+        let (root_s, r_s) = (root.to_str().unwrap(), r.to_str().unwrap());
+        run("rpm", &["--root", root_s, "-i", "--nodeps", "--noscripts", r_s]);
+        let bin = if el7 && musl.is_file() {
+            musl.clone()
+        } else {
+            repo.join("target/release/mountprop")
+        };
+        for (installed, source) in [
+            ("usr/bin/mountprop", bin),
+            ("etc/mountprop/config.toml", repo.join("packaging/config.toml")),
+            (
+                "usr/lib/systemd/system/mountprop.service",
+                repo.join("systemd/mountprop.service"),
+            ),
+            ("usr/share/licenses/mountprop/LICENSE", repo.join("LICENSE")),
+        ] {
+            assert!(
+                std::fs::read(root.join(installed)).unwrap() == std::fs::read(&source).unwrap(),
+                "{installed} from {r_s} differs from {}",
+                source.display()
+            );
+        }
+        run("rpm", &["--root", root_s, "-e", "--noscripts", "mountprop"]);
+        for gone in [
+            "usr/bin/mountprop",
+            "etc/mountprop",
+            "usr/share/doc/mountprop",
+            "usr/share/licenses/mountprop",
+            "usr/lib/systemd/system/mountprop.service",
+        ] {
+            assert!(!root.join(gone).exists(), "{gone} left after rpm -e of {r_s}");
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
 #[test]
 fn the_packaged_config_is_the_commented_default() {
     let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.toml")).unwrap();
@@ -196,38 +263,26 @@ fn packages_rebuild_byte_identical() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let epoch = run("git", &["-C", env!("CARGO_MANIFEST_DIR"), "log", "-1", "--format=%ct"]);
+    // The shipped script, once for each format, into a directory of its own.
     let build = |n: u32| -> (Vec<u8>, Vec<u8>) {
-        let deb = dir.join(format!("{n}.deb"));
-        let rpm = dir.join(format!("{n}.rpm"));
-        for (tool, args) in [
-            (
-                "cargo",
-                vec!["deb", "--no-build", "--locked", "-o", deb.to_str().unwrap()],
-            ),
-            (
-                "cargo",
-                vec![
-                    "generate-rpm",
-                    "--payload-compress",
-                    "zstd",
-                    "-o",
-                    rpm.to_str().unwrap(),
-                ],
-            ),
-        ] {
-            let o = Command::new(tool)
-                .args(&args)
+        let out = dir.join(n.to_string());
+        for what in ["deb", "rpm"] {
+            let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package.sh"))
+                .args([what, out.to_str().unwrap()])
                 .env("SOURCE_DATE_EPOCH", epoch.trim())
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .output()
                 .unwrap();
             assert!(
                 o.status.success(),
-                "{tool} {args:?}: {}",
+                "scripts/package.sh {what}: {}",
                 String::from_utf8_lossy(&o.stderr)
             );
         }
-        (std::fs::read(deb).unwrap(), std::fs::read(rpm).unwrap())
+        (
+            std::fs::read(out.join(format!("mountprop_{VERSION}-1_amd64.deb"))).unwrap(),
+            std::fs::read(out.join(format!("mountprop-{VERSION}-1.x86_64.rpm"))).unwrap(),
+        )
     };
     let (d1, r1) = build(1);
     std::thread::sleep(std::time::Duration::from_millis(1100));

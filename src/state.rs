@@ -165,17 +165,7 @@ impl State {
         self.status = if outcomes.iter().any(Outcome::failed) {
             Status::Unknown
         } else {
-            self.verdicts
-                .iter()
-                .map(|v| {
-                    if v.status == Status::NotInstalled {
-                        Status::Ok
-                    } else {
-                        v.status
-                    }
-                })
-                .max()
-                .unwrap_or(Status::Ok)
+            crate::plan::worst(&self.verdicts)
         };
         self.record(outcomes);
         self.status_line = self.compose_status_line();

@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::act::ActionResult;
 use crate::config::Config;
 use crate::engine::{self, Look};
 use crate::guard::{self, Shared, lock};
@@ -231,7 +230,7 @@ impl Daemon {
         };
         match sys {
             Err(e) => self.failed(now, e.to_string(), Failure::BusLost),
-            Ok(sys) => match self.round(&sys, trigger, now) {
+            Ok(sys) => match self.round(&sys, trigger) {
                 Err(e) => {
                     let kind = Failure::of(&e);
                     if kind != Failure::BusLost {
@@ -266,60 +265,30 @@ impl Daemon {
         &mut self,
         sys: &Systemd,
         trigger: &'static str,
-        now: Instant,
     ) -> Result<(engine::Applied, Vec<crate::ratelimit::Suppressed>), ObserveError> {
         let cfg = self.cfg();
         let node = engine::Node::Live(sys);
         let look = Self::full_look(&cfg);
         let before = engine::check(node, &cfg, look)?;
-        let (allowed, held) = lock(&self.shared.limiter).filter(&before.plan.actions, now);
-        if !allowed.is_empty() {
-            let what: Vec<String> = allowed.iter().map(ToString::to_string).collect();
-            tracing::info!(TRIGGER = trigger, "acting on {trigger}: {}", what.join("; "));
-        }
-        {
-            let st = lock(&self.shared.state);
-            for h in &held {
-                if !st.held_back.iter().any(|o| o.target == h.target) {
-                    tracing::warn!(
-                        ACTION = "hold-back",
-                        "something keeps reverting {}: fixed {} times within {} s; not fixing it again for {} s",
-                        h.target,
-                        h.fixes,
-                        cfg.daemon.fix_window.as_secs(),
-                        h.retry_in_secs
-                    );
-                }
+        // Long waits (a restart job) keep the watchdog fed, as long as the guard is alive.
+        let period = self.watchdog;
+        let next = Cell::new(self.next_watchdog);
+        let stop = self.watch.stop_flag();
+        let heartbeat = &self.shared.heartbeat;
+        let keepalive = || {
+            if let Some(p) = period
+                && Instant::now() >= next.get()
+                && lock(heartbeat).elapsed() < GUARD_STALE
+            {
+                notify::watchdog();
+                next.set(Instant::now() + p);
             }
-        }
-        let applied = {
-            // Long waits (a restart job) keep the watchdog fed, as long as the guard is alive.
-            let period = self.watchdog;
-            let next = Cell::new(self.next_watchdog);
-            let stop = self.watch.stop_flag();
-            let heartbeat = &self.shared.heartbeat;
-            let keepalive = || {
-                if let Some(p) = period
-                    && Instant::now() >= next.get()
-                    && lock(heartbeat).elapsed() < GUARD_STALE
-                {
-                    notify::watchdog();
-                    next.set(Instant::now() + p);
-                }
-                !stop.load(Ordering::SeqCst)
-            };
-            let a = engine::carry_out(node, &cfg, before, &allowed, look, &keepalive, &mut || {});
-            self.next_watchdog = next.get();
-            a
+            !stop.load(Ordering::SeqCst)
         };
-        {
-            let mut limiter = lock(&self.shared.limiter);
-            for o in &applied.outcomes {
-                if o.result == ActionResult::Done {
-                    limiter.record(&o.action, now);
-                }
-            }
-        }
+        let (applied, held) = self
+            .shared
+            .act_within_limits(node, &cfg, before, look, trigger, &keepalive);
+        self.next_watchdog = next.get();
         // Undone again while we verified? Look once more, unless something failed (no retry
         // loop) or the limiter holds the fix back.
         if let Some(after) = &applied.after

@@ -77,20 +77,11 @@ pub fn apply(node: Node<'_>, cfg: &Config, dry_run: bool) -> Result<Applied, Obs
         });
     }
     let actions = before.plan.actions.clone();
-    Ok(carry_out(
-        node,
-        cfg,
-        before,
-        &actions,
-        Look::Everything,
-        &|| true,
-        &mut || {},
-    ))
+    Ok(carry_out(node, cfg, before, &actions, Look::Everything, &|| true))
 }
 
 /// act and verify: runs `actions` (the plan's, or a subset of them) and looks again, as far
 /// as `look` says. `keepalive` is called during long waits; returning false abandons the wait.
-/// `acted` runs between acting and verifying (the daemon notes the paths' propagation there).
 pub fn carry_out(
     node: Node<'_>,
     cfg: &Config,
@@ -98,7 +89,6 @@ pub fn carry_out(
     actions: &[Action],
     look: Look,
     keepalive: &dyn Fn() -> bool,
-    acted: &mut dyn FnMut(),
 ) -> Applied {
     if actions.is_empty() {
         return Applied {
@@ -116,7 +106,6 @@ pub fn carry_out(
         },
         actions,
     );
-    acted();
     // Verify: what matters is what systemd and the kernel say now, not what was attempted.
     let (after, verify_error) = match check(node, cfg, look) {
         Ok(c) => (Some(c), None),

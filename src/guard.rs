@@ -16,11 +16,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::act::ActionResult;
 use crate::config::Config;
-use crate::engine::{self, Look, Node};
+use crate::engine::{self, Applied, Checked, Look, Node};
 use crate::metrics;
 use crate::mountinfo::{MountInfo, Propagation};
 use crate::notify;
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{Limiter, Suppressed};
 use crate::state::State;
 use crate::statmount;
 
@@ -63,6 +63,47 @@ impl Shared {
             tracing::warn!("cannot write metrics to {}: {e}", path.display());
         }
         notify::status(&state.status_line);
+    }
+
+    /// act and verify within the rate limits, for either thread's round: carries out what the
+    /// limiter allows, records what was done, and warns once about a target newly held back.
+    pub fn act_within_limits(
+        &self,
+        node: Node<'_>,
+        cfg: &Config,
+        before: Checked,
+        look: Look,
+        trigger: &str,
+        keepalive: &dyn Fn() -> bool,
+    ) -> (Applied, Vec<Suppressed>) {
+        let now = Instant::now();
+        let (allowed, held) = lock(&self.limiter).filter(&before.plan.actions, now);
+        if !allowed.is_empty() {
+            let what: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+            tracing::info!(TRIGGER = trigger, "acting on {trigger}: {}", what.join("; "));
+        }
+        {
+            let st = lock(&self.state);
+            for h in held
+                .iter()
+                .filter(|h| !st.held_back.iter().any(|o| o.target == h.target))
+            {
+                tracing::warn!(
+                    ACTION = "hold-back",
+                    "something keeps reverting {}: fixed {} times within {} s; not fixing it again for {} s",
+                    h.target,
+                    h.fixes,
+                    cfg.daemon.fix_window.as_secs(),
+                    h.retry_in_secs
+                );
+            }
+        }
+        let applied = engine::carry_out(node, cfg, before, &allowed, look, keepalive);
+        let mut limiter = lock(&self.limiter);
+        for o in applied.outcomes.iter().filter(|o| o.result == ActionResult::Done) {
+            limiter.record(&o.action, now);
+        }
+        (applied, held)
     }
 }
 
@@ -174,7 +215,6 @@ impl Guard {
 
     /// observe the paths, plan, act within the rate limits, verify: the engine, without D-Bus.
     fn fix_paths(&mut self, cfg: &Config) {
-        let now = Instant::now();
         let before = match engine::check(Node::Host, cfg, Look::Paths) {
             Ok(c) => c,
             Err(e) => {
@@ -182,22 +222,11 @@ impl Guard {
                 return;
             }
         };
-        let (allowed, held) = lock(&self.shared.limiter).filter(&before.plan.actions, now);
-        if !allowed.is_empty() {
-            let what: Vec<String> = allowed.iter().map(ToString::to_string).collect();
-            tracing::info!(TRIGGER = "mount table", "acting on mount table: {}", what.join("; "));
-        }
         let stop = self.shared.stop.clone();
         let keepalive = move || !stop.load(Ordering::SeqCst);
-        let applied = engine::carry_out(Node::Host, cfg, before, &allowed, Look::Paths, &keepalive, &mut || {});
-        {
-            let mut limiter = lock(&self.shared.limiter);
-            for o in &applied.outcomes {
-                if o.result == ActionResult::Done {
-                    limiter.record(&o.action, now);
-                }
-            }
-        }
+        let (applied, held) =
+            self.shared
+                .act_within_limits(Node::Host, cfg, before, Look::Paths, "mount table", &keepalive);
         // The baseline is what the fix left, so a later change is noticed and nothing loops.
         self.signature = self.read_signature(cfg);
         let last = applied.after.as_ref().unwrap_or(&applied.before);

@@ -94,7 +94,9 @@ pub enum Needed {
     /// A member of a peer group: Bidirectional mounts work.
     #[default]
     Shared,
-    /// Receives host mounts (shared, or slave of a group): HostToContainer works.
+    /// For HostToContainer-only paths. A slave-only mount passes nothing on (what the kubelet
+    /// or the host mounts there reaches no container), so this too needs the mount shared;
+    /// shared and a slave of an outer namespace is fine.
     Slave,
 }
 
@@ -102,7 +104,7 @@ impl fmt::Display for Needed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Shared => "shared",
-            Self::Slave => "shared or slave",
+            Self::Slave => "shared (a slave-only mount passes nothing on)",
         })
     }
 }
@@ -189,6 +191,9 @@ pub struct Config {
     pub kubelet_unit: String,
     /// The mountPropagation mode this node must support; less is drift.
     pub required_mode: KubeMode,
+    /// Let mountprop's drop-in undo a runtime's settings that give it a mount namespace of its
+    /// own (PrivateTmp=, ProtectSystem=, ...). Off by default: it loosens the runtime's sandbox.
+    pub reset_namespacing: bool,
     pub daemon: DaemonConfig,
 }
 
@@ -211,6 +216,7 @@ impl Default for Config {
             kubelet_root: PathBuf::from("/var/lib/kubelet"),
             kubelet_unit: "kubelet.service".into(),
             required_mode: KubeMode::Bidirectional,
+            reset_namespacing: false,
             daemon: DaemonConfig::default(),
         }
     }
@@ -229,6 +235,7 @@ struct RawConfig {
     kubelet_root: Option<Spanned<String>>,
     kubelet_unit: Option<Spanned<String>>,
     required_mode: Option<KubeMode>,
+    reset_namespacing: Option<bool>,
     daemon: Option<RawDaemon>,
 }
 
@@ -352,6 +359,9 @@ impl Config {
         }
         if let Some(r) = raw.remediate_paths {
             cfg.remediate_paths = r;
+        }
+        if let Some(r) = raw.reset_namespacing {
+            cfg.reset_namespacing = r;
         }
         let default_remediate = cfg.remediate_paths;
         match raw.paths {
@@ -559,6 +569,14 @@ pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/conf
 # How long to wait for a runtime's restart job to finish.
 #restart_timeout_secs = 90
 
+# A runtime unit with settings that give it a mount namespace of its own (PrivateTmp=,
+# ProtectSystem=, ReadOnlyPaths=, BindPaths=, ... as systemd.exec(5) lists them) receives the
+# host's mounts but sends none back, so Bidirectional volumes cannot work, whatever MountFlags
+# says. mountprop names such a setting and its file:line. With true, mountprop's drop-in also
+# resets each one it finds (PrivateTmp=no, ReadOnlyPaths=, ...). Off by default: that loosens
+# the runtime's sandboxing.
+#reset_namespacing = false
+
 # Whether mountprop may fix a path that lacks the propagation it needs, with
 # mount --make-rshared on the mount that holds it. Each [[paths]] entry can override this.
 #remediate_paths = true
@@ -575,7 +593,9 @@ pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/conf
 #required_mode = "bidirectional"
 
 # Paths to verify, with the propagation each needs: "shared" (Bidirectional works) or
-# "slave" (HostToContainer works). Listing any [[paths]] replaces the default list.
+# "slave" (HostToContainer only). Both need the mount shared (shared and a slave of an outer
+# namespace is fine): a slave-only mount passes nothing on, so what the kubelet or the host
+# mounts there reaches no container. Listing any [[paths]] replaces the default list.
 #[[paths]]
 #path = "/"
 #propagation = "shared"

@@ -75,6 +75,23 @@ pub fn render(choice: &Choice) -> String {
     )
 }
 
+/// The drop-in's text with `resets` (`Key=value` lines from [`crate::namespacing::resets`])
+/// after `MountFlags=`: with none, exactly [`render`].
+pub fn render_resetting(choice: &Choice, resets: &[String]) -> String {
+    let mut text = render(choice);
+    if !resets.is_empty() {
+        text.push_str(
+            "# reset_namespacing = true: these settings gave the unit a mount namespace of its own,\n\
+             # which receives the host's mounts but sends none back\n",
+        );
+        for r in resets {
+            text.push_str(r);
+            text.push('\n');
+        }
+    }
+    text
+}
+
 /// Whether `content` is a file mountprop wrote.
 pub fn is_ours(content: &[u8]) -> bool {
     content.starts_with(HEADER.as_bytes())

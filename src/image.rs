@@ -160,13 +160,7 @@ pub fn unit(root: &Path, name: &str, own: &OwnDropIn) -> FoundUnit {
     for p in ordered {
         let is_own = p == own.path;
         if is_own && own.state == OwnState::Missing {
-            files.push(UnitFile {
-                path: p,
-                loaded: false,
-                own: true,
-                settings: Vec::new(),
-                error: None,
-            });
+            files.push(UnitFile::own_missing(p, false));
             continue;
         }
         let inside = Path::new("/").join(p.strip_prefix(root).unwrap_or(&p));
@@ -198,22 +192,7 @@ pub fn unit(root: &Path, name: &str, own: &OwnDropIn) -> FoundUnit {
 
 /// Reads a unit file found at `host`, reporting it as `shown`.
 fn read(host: &Path, shown: &Path, own: bool) -> UnitFile {
-    match std::fs::read(host) {
-        Ok(bytes) => UnitFile {
-            settings: unitfile::mount_flags_settings(shown, &String::from_utf8_lossy(&bytes)),
-            path: shown.to_path_buf(),
-            loaded: true,
-            own,
-            error: None,
-        },
-        Err(e) => UnitFile {
-            path: shown.to_path_buf(),
-            loaded: true,
-            own,
-            settings: Vec::new(),
-            error: Some(e.to_string()),
-        },
-    }
+    UnitFile::from_read(shown, std::fs::read(host), true, own)
 }
 
 /// Whether mountprop.service is installed and enabled in the tree.

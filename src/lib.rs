@@ -27,6 +27,8 @@ pub mod metrics;
 pub mod modes;
 pub mod mountinfo;
 #[cfg(feature = "node")]
+pub mod namespacing;
+#[cfg(feature = "node")]
 pub mod notify;
 #[cfg(feature = "node")]
 pub mod observe;

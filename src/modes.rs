@@ -64,42 +64,60 @@ pub struct ProbeResult {
     pub error: Option<String>,
 }
 
-/// How a namespace relates to the host's at one point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a namespace relates to the host's at one point: who receives a mount made there.
+/// Ordered from worst to best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Relation {
-    /// The host's own namespace: exactly what the host has.
-    Same,
+    /// Nothing propagates either way.
+    CutOff,
+    /// Its mount receives what is mounted in the host's peer group and sends nothing back: a
+    /// slave of that group (perhaps also shared in a group of its own, as the namespace systemd
+    /// sets up for a unit's sandboxing is).
+    Slave,
     /// Its mount is in the host's peer group: both ways.
     Peer,
-    /// Its mount receives from the host's mount but does not send back.
-    Slave,
-    /// Nothing propagates.
-    CutOff,
+    /// The host's own namespace: exactly what the host has.
+    Same,
 }
 
 /// How the mount `theirs` (in the namespace of `view`) relates to the host's mount `host`.
+///
+/// Propagation runs from a peer group to its members and on to their slaves, never from a
+/// slave back. So a host mount that is not shared (private, or only a slave) passes nothing
+/// on, and whatever the other side looks like, it is cut off from mounts made there.
 pub(crate) fn relation(host: &MountSummary, theirs: Option<&MountSummary>, view: &RuntimeView) -> Relation {
     if view.same_ns_as_host {
         return Relation::Same;
     }
-    let Some(t) = theirs else {
+    let (Some(t), Some(group)) = (theirs, host.propagation.shared) else {
         return Relation::CutOff;
     };
-    match (host.propagation.shared, host.propagation.master) {
-        (Some(group), _) if t.propagation.shared == Some(group) => Relation::Peer,
-        (Some(group), _) if t.propagation.receives_from(group) => Relation::Slave,
-        // The host's mount is itself a slave: a copy made from it receives from the same master.
-        (None, Some(master)) if t.propagation.receives_from(master) => Relation::Slave,
-        _ => Relation::CutOff,
+    let p = &t.propagation;
+    if p.shared == Some(group) {
+        Relation::Peer
+    } else if p.master == Some(group) || p.propagate_from == Some(group) {
+        Relation::Slave
+    } else {
+        Relation::CutOff
     }
+}
+
+/// What a namespace does for pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A container runtime: its containers' namespaces are copies of its own.
+    Runtime,
+    /// The kubelet: it mounts pod volumes in its own namespace, under its root.
+    Kubelet,
 }
 
 /// One namespace to judge: a runtime (running, or predicted from its config) or the kubelet.
 struct Subject<'a> {
     name: &'a str,
+    role: Role,
     /// Per point, when running.
     view: Option<&'a RuntimeView>,
-    /// When not running: where it will start, from its loaded MountFlags.
+    /// When not running: where it will start, from its loaded settings.
     predicted: Option<Relation>,
     /// The unit's verdict, for its file:line and setting.
     verdict: Option<&'a Verdict>,
@@ -107,8 +125,11 @@ struct Subject<'a> {
 
 /// Where a stopped runtime will start: without a namespace of its own on unset/shared (except
 /// on 239-241, where shared means a slave namespace), a slave on slave, cut off on private.
-fn predict(bits: Option<u64>, version: Option<u32>) -> Option<Relation> {
+/// Settings that force a namespace (`sandboxed`) make unset/shared a shared-and-slave one,
+/// which only receives.
+fn predict(bits: Option<u64>, version: Option<u32>, sandboxed: bool) -> Option<Relation> {
     match MountFlags::from_bits(bits?)? {
+        MountFlags::Unset | MountFlags::Shared if sandboxed => Some(Relation::Slave),
         MountFlags::Unset => Some(Relation::Same),
         MountFlags::Shared if matches!(version, Some(239..=241)) => Some(Relation::Slave),
         MountFlags::Shared => Some(Relation::Same),
@@ -117,22 +138,56 @@ fn predict(bits: Option<u64>, version: Option<u32>) -> Option<Relation> {
     }
 }
 
-/// Whether the host's own mount allows the mode: a container's namespace is a copy of the
-/// runtime's, and a copy of a private mount is private.
+/// Whether the host's own mount lets the mode work. The kubelet mounts pod volumes there and
+/// the host mounts devices and logs there, and only a shared mount passes those on: a slave
+/// only receives from its master, so a mount made on it reaches no container, although the
+/// CRI accepts it for HostToContainer. (A container's namespace is a copy of the runtime's,
+/// and a copy of a private mount is private.)
 fn host_ok(mode: KubeMode, m: &MountSummary) -> bool {
-    match mode {
-        KubeMode::None => true,
-        // Docker's own rule for rslave volumes: the source mount is shared or a slave.
-        KubeMode::HostToContainer => m.propagation.is_shared() || m.propagation.master.is_some(),
-        KubeMode::Bidirectional => m.propagation.is_shared(),
+    mode == KubeMode::None || m.propagation.is_shared()
+}
+
+/// Why a host mount that is not shared breaks the modes.
+fn host_reason(p: &Point) -> String {
+    let m = &p.mount;
+    let what = match (m.propagation.master, m.propagation.unbindable) {
+        (Some(master), _) => format!(
+            "which is only a slave (master:{master}): it receives from its master and passes nothing on, so a mount the kubelet or the host makes there reaches no container"
+        ),
+        (None, true) => "which is unbindable".to_string(),
+        (None, false) => "which is private".to_string(),
+    };
+    format!(
+        "{} is on mount {} ({}, {}), {what}",
+        p.path.display(),
+        m.id,
+        m.mount_point.display(),
+        m.fstype
+    )
+}
+
+/// What a subject at `rel` needs for `mode`. A runtime's containers are copies of its
+/// namespace: they receive host mounts as long as it does, and send mounts back only from the
+/// host's own group. Pod volumes are mounted by the kubelet: unless it is in the host's group,
+/// what it mounts reaches no runtime, in either mode.
+fn rel_ok(mode: KubeMode, role: Role, r: Relation) -> bool {
+    match (mode, role) {
+        (KubeMode::None, _) => true,
+        (KubeMode::HostToContainer, Role::Runtime) => r >= Relation::Slave,
+        (KubeMode::HostToContainer, Role::Kubelet) | (KubeMode::Bidirectional, _) => r >= Relation::Peer,
     }
 }
 
-fn rel_ok(mode: KubeMode, r: Relation) -> bool {
-    match mode {
-        KubeMode::None => true,
-        KubeMode::HostToContainer => r != Relation::CutOff,
-        KubeMode::Bidirectional => matches!(r, Relation::Same | Relation::Peer),
+/// A subject's relation in words: a slave is never called a peer.
+fn relation_words(r: Relation, predicted: bool) -> &'static str {
+    match (r, predicted) {
+        (Relation::Same, false) => "in the host's namespace",
+        (Relation::Same, true) => "will start in the host's namespace",
+        (Relation::Peer, _) => "a peer of the host's mounts",
+        (Relation::Slave, false) => "receives the host's mounts (a slave)",
+        (Relation::Slave, true) => "will start as a slave of the host's mounts",
+        (Relation::CutOff, false) => "cut off from the host's mounts",
+        (Relation::CutOff, true) => "will start cut off from the host's mounts",
     }
 }
 
@@ -148,9 +203,10 @@ pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
         }
         subjects.push(Subject {
             name: &u.name,
+            role: Role::Runtime,
             view: u.runtime.as_ref(),
             predicted: if u.runtime.is_none() {
-                predict(u.props.mount_flags, version)
+                predict(u.props.mount_flags, version, !u.loaded_sandboxing(version).is_empty())
             } else {
                 None
             },
@@ -162,6 +218,7 @@ pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
     {
         subjects.push(Subject {
             name: &k.name,
+            role: Role::Kubelet,
             view: Some(view),
             predicted: None,
             verdict: None,
@@ -205,26 +262,17 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeV
             None,
         );
     }
-    for p in points {
-        if !host_ok(mode, &p.mount) {
-            let m = &p.mount;
-            let blame = ModeBlame {
-                subject: p.path.display().to_string(),
-                point: p.path.clone(),
-                predicted: false,
-            };
-            let reason = format!(
-                "{} is on mount {} ({}, {}), which is {}",
-                p.path.display(),
-                m.id,
-                m.mount_point.display(),
-                m.fstype,
-                m.propagation
-            );
-            return verdict(mode, false, reason, Some(blame));
-        }
+    if let Some(p) = points.iter().find(|p| !host_ok(mode, &p.mount)) {
+        let blame = ModeBlame {
+            subject: p.path.display().to_string(),
+            point: p.path.clone(),
+            predicted: false,
+        };
+        return verdict(mode, false, host_reason(p), Some(blame));
     }
-    for s in subjects {
+    // Per subject, its weakest relation over the points, for the summary when all is well.
+    let mut weakest: Vec<Option<(Relation, bool)>> = vec![None; subjects.len()];
+    for (si, s) in subjects.iter().enumerate() {
         for (i, p) in points.iter().enumerate() {
             let (rel, predicted) = match (s.view, s.predicted) {
                 // Unknown: the unit's own verdict says so.
@@ -236,11 +284,17 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeV
                 (None, Some(r)) => (r, true),
                 (None, None) => continue,
             };
-            if rel_ok(mode, rel) {
+            if weakest[si].is_none_or(|(w, _)| rel < w) {
+                weakest[si] = Some((rel, predicted));
+            }
+            if rel_ok(mode, s.role, rel) {
                 continue;
             }
-            let how = match rel {
-                Relation::Slave => "only receives from the host",
+            let how = match (rel, s.role, mode) {
+                (Relation::Slave, Role::Kubelet, _) => {
+                    "only receives from the host, so the volumes the kubelet mounts there reach no container"
+                }
+                (Relation::Slave, Role::Runtime, _) => "only receives from the host",
                 _ => "is cut off from the host",
             };
             let when = if predicted {
@@ -269,14 +323,8 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeV
         .collect();
     let who: Vec<String> = subjects
         .iter()
-        .map(|s| {
-            let how = match s.view {
-                Some(v) if v.same_ns_as_host => "in the host's namespace",
-                Some(_) => "a peer of the host's mounts",
-                None => "will start in the host's namespace",
-            };
-            format!("{} {how}", s.name)
-        })
+        .zip(&weakest)
+        .filter_map(|(s, w)| w.map(|(rel, predicted)| format!("{} {}", s.name, relation_words(rel, predicted))))
         .collect();
     let who = if who.is_empty() {
         "no container runtime installed".to_string()

@@ -5,6 +5,7 @@
 //! line: a 50,000-mount table costs one read plus one scan.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fmt;
 use std::io::Read;
@@ -167,42 +168,54 @@ impl MountInfo {
 
 /// Picks, among the mounts whose mount point is a prefix of one path, the mount that path
 /// resolves to.
+///
+/// Linear in the chain: children are indexed by parent once, and each mount is stepped onto at
+/// most once. A point may hold up to `mount-max` (100,000 by default) stacked mounts, and a
+/// quadratic walk took seconds there.
 fn resolve<'a>(chain: &[Mount<'a>]) -> Option<Mount<'a>> {
-    let on_top = |m: &Mount<'a>| -> Mount<'a> {
-        let mut cur = m.clone();
-        // A stacked mount has the covered mount as its parent and the same mount point. A
-        // table read from anywhere may claim a loop: never take more steps than it has mounts.
-        for _ in 0..chain.len() {
-            match chain
-                .iter()
-                .find(|o| o.parent_id == cur.id && o.id != cur.id && o.mount_point.raw() == cur.mount_point.raw())
-            {
-                Some(over) => cur = over.clone(),
-                None => break,
-            }
-        }
-        cur
-    };
-    let ids: Vec<u64> = chain.iter().map(|m| m.id).collect();
+    let mut children: HashMap<u64, Vec<usize>> = HashMap::with_capacity(chain.len());
+    for (i, m) in chain.iter().enumerate() {
+        children.entry(m.parent_id).or_default().push(i);
+    }
+    let kids = |i: usize| children.get(&chain[i].id).map_or(&[][..], Vec::as_slice);
+    let ids: HashSet<u64> = chain.iter().map(|m| m.id).collect();
     // The namespace root is the `/` mount whose parent is not in this view.
     let root = chain
         .iter()
-        .find(|m| m.mount_point.raw() == b"/" && !ids.contains(&m.parent_id))
-        .or_else(|| chain.iter().find(|m| m.mount_point.raw() == b"/"))?;
+        .position(|m| m.mount_point.raw() == b"/" && !ids.contains(&m.parent_id))
+        .or_else(|| chain.iter().position(|m| m.mount_point.raw() == b"/"))?;
+    // A table read from anywhere may claim a loop: a mount already stepped onto ends a walk.
+    let mut seen = vec![false; chain.len()];
+    let mut on_top = |mut cur: usize| -> usize {
+        loop {
+            seen[cur] = true;
+            let c = &chain[cur];
+            // A stacked mount has the covered mount as its parent and the same mount point.
+            let over = kids(cur)
+                .iter()
+                .copied()
+                .find(|&o| chain[o].id != c.id && chain[o].mount_point.raw() == c.mount_point.raw());
+            match over {
+                Some(o) if !seen[o] => cur = o,
+                _ => return cur,
+            }
+        }
+    };
     let mut cur = on_top(root);
     loop {
         // Walking the path, the first mount point met is crossed; a child of `cur` deeper down
         // the same path is hidden under it (PrivateTmp= over /var/tmp hides /var/tmp/x).
         // Of two children on the same point, the later one wins.
-        let cur_len = cur.mount_point.decoded_len();
-        let next = chain
+        let cur_len = chain[cur].mount_point.decoded_len();
+        let next = kids(cur)
             .iter()
-            .filter(|c| c.parent_id == cur.id && c.mount_point.decoded_len() > cur_len)
+            .copied()
+            .filter(|&c| chain[c].mount_point.decoded_len() > cur_len)
             .rev()
-            .min_by_key(|c| c.mount_point.decoded_len());
+            .min_by_key(|&c| chain[c].mount_point.decoded_len());
         match next {
             Some(n) => cur = on_top(n),
-            None => return Some(cur),
+            None => return Some(chain[cur].clone()),
         }
     }
 }

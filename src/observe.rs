@@ -10,6 +10,7 @@ use crate::config::{Config, PathRule};
 use crate::dropin;
 use crate::modes::ProbeResult;
 use crate::mountinfo::{self, MountInfo, MountInfoError, MountSummary};
+use crate::namespacing;
 use crate::statmount;
 use crate::systemd::{Systemd, SystemdError, UnitProps, parse_version};
 use crate::unitfile::{self, MountFlagsSetting};
@@ -116,6 +117,14 @@ impl UnitFacts {
     pub fn is_running(&self) -> bool {
         self.props.main_pid != 0
     }
+
+    /// The settings systemd has loaded now that give the unit a mount namespace of its own.
+    pub fn loaded_sandboxing(&self, version: Option<u32>) -> Vec<namespacing::Setting> {
+        namespacing::in_force(
+            self.files.iter().filter(|f| f.loaded).map(|f| f.sandboxing.as_slice()),
+            version,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -143,7 +152,47 @@ pub struct UnitFile {
     pub loaded: bool,
     pub own: bool,
     pub settings: Vec<MountFlagsSetting>,
+    /// Its lines that give the unit a mount namespace of its own, whatever `MountFlags=` says.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sandboxing: Vec<namespacing::Setting>,
     pub error: Option<String>,
+}
+
+impl UnitFile {
+    /// A unit file or drop-in as read from disk (`shown` is the path reports give).
+    pub fn from_read(shown: &Path, read: std::io::Result<Vec<u8>>, loaded: bool, own: bool) -> Self {
+        let (settings, sandboxing, error) = match read {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                (
+                    unitfile::mount_flags_settings(shown, &text),
+                    namespacing::settings(shown, &text),
+                    None,
+                )
+            }
+            Err(e) => (Vec::new(), Vec::new(), Some(e.to_string())),
+        };
+        Self {
+            path: shown.to_path_buf(),
+            loaded,
+            own,
+            settings,
+            sandboxing,
+            error,
+        }
+    }
+
+    /// Where mountprop's own drop-in goes, before it exists.
+    pub fn own_missing(path: PathBuf, loaded: bool) -> Self {
+        Self {
+            path,
+            loaded,
+            own: true,
+            settings: Vec::new(),
+            sandboxing: Vec::new(),
+            error: None,
+        }
+    }
 }
 
 /// What the runtime's main process really lives in.
@@ -482,43 +531,18 @@ fn unit_files(root: &Path, name: &str, props: &UnitProps, own: &OwnDropIn) -> Ve
     }
     let mut out = Vec::new();
     if let Some(f) = &props.fragment_path {
-        out.push(read_unit_file(f, true, false));
+        out.push(UnitFile::from_read(f, std::fs::read(f), true, false));
     }
     for p in unitfile::order_dropins(&dirs, dropins) {
         let is_own = p == own.path;
         let loaded = props.dropin_paths.contains(&p);
         if is_own && own.state == OwnState::Missing {
-            out.push(UnitFile {
-                path: p,
-                loaded,
-                own: true,
-                settings: Vec::new(),
-                error: None,
-            });
+            out.push(UnitFile::own_missing(p, loaded));
             continue;
         }
-        out.push(read_unit_file(&p, loaded, is_own));
+        out.push(UnitFile::from_read(&p, std::fs::read(&p), loaded, is_own));
     }
     out
-}
-
-fn read_unit_file(path: &Path, loaded: bool, own: bool) -> UnitFile {
-    match std::fs::read(path) {
-        Ok(bytes) => UnitFile {
-            settings: unitfile::mount_flags_settings(path, &String::from_utf8_lossy(&bytes)),
-            path: path.to_path_buf(),
-            loaded,
-            own,
-            error: None,
-        },
-        Err(e) => UnitFile {
-            path: path.to_path_buf(),
-            loaded,
-            own,
-            settings: Vec::new(),
-            error: Some(e.to_string()),
-        },
-    }
 }
 
 fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u8>) {

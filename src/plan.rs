@@ -11,6 +11,7 @@ use crate::dropin::{self, Choice};
 use crate::image::WantsLink;
 use crate::modes::{self, ModeVerdict, Relation};
 use crate::mountinfo::MountSummary;
+use crate::namespacing;
 use crate::observe::{Facts, HostFacts, ImageFacts, OwnState, PathFacts, RuntimeView, Scope, UnitFacts};
 use crate::unitfile::{MountFlags, MountFlagsSetting};
 
@@ -114,6 +115,16 @@ pub struct Blame {
     pub file: PathBuf,
     pub line: usize,
     pub setting: String,
+}
+
+impl From<&namespacing::Setting> for Blame {
+    fn from(s: &namespacing::Setting) -> Self {
+        Self {
+            file: s.path.clone(),
+            line: s.line,
+            setting: s.assignment(),
+        }
+    }
 }
 
 impl From<&MountFlagsSetting> for Blame {
@@ -278,12 +289,11 @@ fn plan_paths(host: &HostFacts, p: &mut Plan) {
     }
 }
 
+/// Both needs want the mount shared (perhaps also a slave): a slave-only mount receives from
+/// its master but passes nothing on, so what the kubelet or the host mounts there reaches no
+/// container, not even for HostToContainer.
 fn satisfied(pf: &PathFacts) -> bool {
-    let prop = &pf.mount.propagation;
-    match pf.rule.propagation {
-        Needed::Shared => prop.is_shared(),
-        Needed::Slave => prop.is_shared() || prop.master.is_some(),
-    }
+    pf.mount.propagation.is_shared()
 }
 
 fn mount_label(m: &MountSummary) -> String {
@@ -422,7 +432,19 @@ fn plan_unit(
         }
     }
 
-    let desired = dropin::render(choice);
+    // Settings of the other files that give the unit a namespace of its own; with
+    // reset_namespacing, mountprop's drop-in undoes them.
+    let others_sandboxing = namespacing::in_force(
+        u.files.iter().filter(|f| !f.own).map(|f| f.sandboxing.as_slice()),
+        version,
+    );
+    let bidirectional = cfg.mount_flags != MountFlagsMode::Slave;
+    let resets = if cfg.reset_namespacing && bidirectional {
+        namespacing::resets(&others_sandboxing)
+    } else {
+        Vec::new()
+    };
+    let desired = dropin::render_resetting(choice, &resets);
     let (own_after, blocked) = match &u.own.state {
         OwnState::Missing => (Some(choice.value), None),
         OwnState::Ours(c) if *c == desired => (Some(choice.value), None),
@@ -437,6 +459,7 @@ fn plan_unit(
         OwnState::Refused(why) => (None, Some(format!("cannot write its drop-in: {why}"))),
     };
     let will_write = blocked.is_none() && u.own.state != OwnState::Ours(desired.clone());
+    let own_sandboxing = namespacing::settings(&u.own.path, &desired);
     if will_write {
         out.write = Some(Action::WriteDropIn {
             unit: u.name.clone(),
@@ -458,6 +481,22 @@ fn plan_unit(
         .next_back();
     let predicted_value = predicted.map_or(MountFlags::Unset, |s| s.value);
     let predicted_ok = dropin::satisfies(predicted_value, choice, version);
+    let predicted_sandboxing = namespacing::in_force(
+        u.files.iter().map(|f| {
+            if f.own && own_after.is_some() {
+                own_sandboxing.as_slice()
+            } else {
+                f.sandboxing.as_slice()
+            }
+        }),
+        version,
+    );
+    // A HostToContainer-only node (mount_flags = "slave") does not need mounts sent back.
+    let loaded_sandboxing = if bidirectional {
+        u.loaded_sandboxing(version)
+    } else {
+        Vec::new()
+    };
 
     // What systemd has loaded now.
     let Some(loaded) = u.props.mount_flags.and_then(MountFlags::from_bits) else {
@@ -525,10 +564,30 @@ fn plan_unit(
         return out;
     }
 
+    if bidirectional && let Some(first) = predicted_sandboxing.first() {
+        // A restart cannot help here: the unit's settings, not its past, give it the namespace.
+        let detail = sandboxed_detail(&predicted_sandboxing, &resets, cfg);
+        set(&mut out, Status::Drift, detail, Some(Blame::from(first)));
+        out.verdict.short = format!("{}: own mount namespace", first.assignment());
+        return out;
+    }
+
     let mut status = Status::Ok;
     let mut parts: Vec<String> = Vec::new();
     let mut blame = None;
-    if !loaded_ok {
+    if let Some(first) = loaded_sandboxing.first() {
+        // Undone by mountprop's drop-in (reset_namespacing), once systemd loads it.
+        status = Status::Drift;
+        let fix = if will_write {
+            "apply writes mountprop's drop-in, which resets it (reset_namespacing = true), and reloads"
+        } else {
+            "mountprop's drop-in resets it (reset_namespacing = true), waiting for daemon-reload"
+        };
+        parts.push(format!(
+            "{loaded}; {first} gives it a mount namespace of its own; {fix}"
+        ));
+        blame = Some(Blame::from(first));
+    } else if !loaded_ok {
         status = Status::Drift;
         let from = loaded_blame.map_or(String::new(), |s| format!(" (set in {}:{})", s.path.display(), s.line));
         let fix = match (will_write, image) {
@@ -593,7 +652,7 @@ fn plan_unit(
                 Effective::Broken(how) => {
                     short_where = "restart pending";
                     let todo = restart_or_mark(u, cfg, version, &mut out.then);
-                    if loaded_ok {
+                    if loaded_ok && loaded_sandboxing.is_empty() {
                         status = Status::RestartPending;
                         parts[0] = format!("restart pending: {loaded}");
                     }
@@ -606,6 +665,40 @@ fn plan_unit(
     set(&mut out, status, parts.join("; "), blame);
     out.verdict.short = format!("{loaded}, {short_where}");
     out
+}
+
+/// Why a unit whose settings give it a mount namespace of its own breaks Bidirectional, and
+/// what to do about it.
+fn sandboxed_detail(found: &[namespacing::Setting], resets: &[String], cfg: &Config) -> String {
+    let first = &found[0];
+    let mut detail = format!(
+        "{first} gives it a mount namespace of its own, which receives the host's mounts but sends none back: Bidirectional volumes cannot work, and a restart does not help"
+    );
+    if found.len() > 1 {
+        let rest: Vec<String> = found[1..].iter().map(ToString::to_string).collect();
+        detail.push_str(&format!(" (so do {})", rest.join(", ")));
+    }
+    let key = first.spec();
+    let fix = if key.reset.is_none() {
+        format!(
+            "mountprop does not reset {}=; remove it from {}",
+            key.name,
+            first.path.display()
+        )
+    } else if resets.iter().any(|r| r.starts_with(&format!("{}=", key.name))) {
+        format!(
+            "it is set again after mountprop's drop-in resets it; remove it from {}",
+            first.path.display()
+        )
+    } else if !cfg.reset_namespacing {
+        format!(
+            "remove it from {}, or set reset_namespacing = true in the config so that mountprop's drop-in resets it (that loosens the runtime's sandboxing)",
+            first.path.display()
+        )
+    } else {
+        format!("remove it from {}", first.path.display())
+    };
+    format!("{detail}; {fix}")
 }
 
 /// Queues what the restart policy allows for a runtime whose namespace predates the fix, and

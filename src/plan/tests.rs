@@ -6,7 +6,7 @@ use crate::dropin;
 use crate::mountinfo::{MountSummary, Propagation};
 use crate::observe::{Facts, HostFacts, OwnDropIn, OwnState, PathFacts, RuntimeView, SystemdInfo, UnitFacts, UnitFile};
 use crate::systemd::UnitProps;
-use crate::unitfile::{self, MS_SHARED, MS_SLAVE};
+use crate::unitfile::{MS_SHARED, MS_SLAVE};
 
 const OWN: &str = "/etc/systemd/system/docker.service.d/90-mountprop.conf";
 const FRAGMENT: &str = "/lib/systemd/system/docker.service";
@@ -96,13 +96,7 @@ fn installed(enabled: bool) -> crate::image::ServiceInstall {
 }
 
 fn file(path: &str, text: &str, loaded: bool) -> UnitFile {
-    UnitFile {
-        path: path.into(),
-        loaded,
-        own: path == OWN,
-        settings: unitfile::mount_flags_settings(Path::new(path), text),
-        error: None,
-    }
+    UnitFile::from_read(Path::new(path), Ok(text.as_bytes().to_vec()), loaded, path == OWN)
 }
 
 /// docker.service as an old package shipped it: `MountFlags=slave` on line 5 of the fragment,
@@ -124,13 +118,7 @@ fn old_docker() -> UnitFacts {
         },
         files: vec![
             file(FRAGMENT, "[Unit]\nDescription=d\n\n[Service]\nMountFlags=slave\n", true),
-            UnitFile {
-                path: OWN.into(),
-                loaded: false,
-                own: true,
-                settings: vec![],
-                error: None,
-            },
+            UnitFile::own_missing(OWN.into(), false),
         ],
         runtime: None,
     }
@@ -272,16 +260,14 @@ fn a_container_host_is_named_as_the_reason() {
 }
 
 #[test]
-fn slave_need_accepts_a_slave_mount_but_not_a_private_one() {
+fn slave_need_wants_a_mount_that_passes_mounts_on() {
     let mut f = facts(252);
     f.host.paths.push(path_facts(
         "/var/lib/kubelet",
         Needed::Slave,
         mount(90, "/var/lib/kubelet", slave(1)),
     ));
-    let p = plan(&f, &cfg());
-    assert_eq!(verdict(&p, "/var/lib/kubelet").status, Status::Ok);
-    f.host.paths[1].mount.propagation = private();
+    // Slave-only: it receives from its master and passes nothing on.
     let p = plan(&f, &cfg());
     assert_eq!(verdict(&p, "/var/lib/kubelet").status, Status::Drift);
     assert_eq!(
@@ -291,6 +277,19 @@ fn slave_need_accepts_a_slave_mount_but_not_a_private_one() {
             for_paths: vec!["/var/lib/kubelet".into()]
         }]
     );
+    for prop in [
+        shared(9),
+        Propagation {
+            shared: Some(9),
+            master: Some(1),
+            ..Default::default()
+        },
+    ] {
+        f.host.paths[1].mount.propagation = prop;
+        assert_eq!(verdict(&plan(&f, &cfg()), "/var/lib/kubelet").status, Status::Ok);
+    }
+    f.host.paths[1].mount.propagation = private();
+    assert_eq!(verdict(&plan(&f, &cfg()), "/var/lib/kubelet").status, Status::Drift);
 }
 
 #[test]
@@ -901,9 +900,41 @@ fn modes_a_private_kubelet_mount_is_drift_even_when_every_verdict_is_ok() {
         "/var/lib/kubelet is on mount 90 (/var/lib/kubelet, tmpfs), which is private"
     );
     assert_eq!(p.status(), Status::Drift);
-    // A slave there is enough for HostToContainer only.
-    f.host.points[1].mount.propagation = slave(1);
-    assert_eq!(works(&plan(&f, &cfg())), [true, true, false]);
+}
+
+#[test]
+fn modes_a_slave_only_kubelet_mount_breaks_host_to_container_too() {
+    // `mount --bind K K && mount --make-slave K`: the CRI accepts HostToContainer there, but a
+    // mount the kubelet or the host makes on K has no peer to go to, so no container sees it.
+    let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
+    f.host.points[1].mount = mount(90, "/var/lib/kubelet", slave(1));
+    let p = plan(&f, &cfg());
+    assert_eq!(works(&p), [true, false, false]);
+    let h = mode(&p, KubeMode::HostToContainer);
+    assert!(
+        h.reason.starts_with(
+            "/var/lib/kubelet is on mount 90 (/var/lib/kubelet, ext4), which is only a slave (master:1): it receives from its master and passes nothing on"
+        ),
+        "{}",
+        h.reason
+    );
+    assert_eq!(h.blame.as_ref().map(|b| b.subject.as_str()), Some("/var/lib/kubelet"));
+    let mut c = cfg();
+    c.required_mode = KubeMode::HostToContainer;
+    assert_eq!(
+        plan(&f, &c).status(),
+        Status::Drift,
+        "not compliant for HostToContainer"
+    );
+    // Shared as well as a slave (make-shared on top): it passes mounts on again, both ways.
+    f.host.points[1].mount.propagation = Propagation {
+        shared: Some(409),
+        master: Some(1),
+        ..Default::default()
+    };
+    let p = plan(&f, &cfg());
+    assert_eq!(works(&p), [true, true, true]);
+    assert_eq!(p.status(), Status::Ok);
 }
 
 #[test]
@@ -966,24 +997,33 @@ fn modes_a_host_to_container_node_is_compliant_without_bidirectional() {
 }
 
 #[test]
-fn modes_a_kubelet_in_a_slave_namespace_breaks_bidirectional() {
+fn modes_a_kubelet_in_a_slave_namespace_breaks_both_modes() {
+    // Pod volumes are mounted by the kubelet in its own namespace: from a slave they reach no
+    // runtime, so not even HostToContainer works.
     let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
     f.kubelet = Some(KubeletFacts {
         name: "kubelet.service".into(),
         runtime: Some(own_ns_at_points(77, slave(1))),
     });
     let p = plan(&f, &cfg());
-    assert_eq!(works(&p), [true, true, false]);
-    let b = mode(&p, KubeMode::Bidirectional);
+    assert_eq!(works(&p), [true, false, false]);
     assert_eq!(
-        b.reason,
-        "kubelet.service: its namespace at / only receives from the host"
+        mode(&p, KubeMode::HostToContainer).reason,
+        "kubelet.service: its namespace at / only receives from the host, so the volumes the kubelet mounts there reach no container"
     );
     assert_eq!(p.status(), Status::Drift);
+    // A kubelet that is a peer of the host's mounts is as good as one in the host's namespace.
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(own_ns_at_points(77, shared(1))),
+    });
+    assert_eq!(works(&plan(&f, &cfg())), [true, true, true]);
 }
 
 #[test]
-fn modes_a_slave_host_mount_passes_host_to_container_to_a_namespace_with_its_master() {
+fn modes_a_slave_only_host_mount_passes_nothing_on_even_to_a_namespace_with_its_master() {
+    // Today's mounts at / are slaves of group 5 (a node that is itself a container, say): what
+    // the host or the kubelet mounts there goes nowhere.
     let mut f = with_units(
         kube_facts(),
         vec![running(fixed_docker(), own_ns_at_points(66, slave(5)))],
@@ -992,7 +1032,50 @@ fn modes_a_slave_host_mount_passes_host_to_container_to_a_namespace_with_its_mas
         p.mount.propagation = slave(5);
     }
     let p = plan(&f, &cfg());
+    assert_eq!(works(&p), [true, false, false]);
+    assert!(
+        mode(&p, KubeMode::HostToContainer)
+            .reason
+            .contains("which is only a slave (master:5)")
+    );
+}
+
+#[test]
+fn modes_a_shared_and_slave_runtime_receives_but_is_never_called_a_peer() {
+    // A namespace systemd sets up for a unit's sandboxing: `shared:20 master:1`.
+    let both = Propagation {
+        shared: Some(20),
+        master: Some(1),
+        ..Default::default()
+    };
+    let f = with_units(kube_facts(), vec![running(fixed_docker(), own_ns_at_points(66, both))]);
+    let p = plan(&f, &cfg());
     assert_eq!(works(&p), [true, true, false]);
+    let h = mode(&p, KubeMode::HostToContainer);
+    assert!(
+        h.reason.contains("docker.service receives the host's mounts (a slave)"),
+        "{}",
+        h.reason
+    );
+    assert!(!h.reason.contains("peer"), "{}", h.reason);
+    assert_eq!(
+        mode(&p, KubeMode::Bidirectional).reason,
+        "docker.service: its namespace at / only receives from the host"
+    );
+    // A slave seen through propagate_from (its master is not visible there) receives too.
+    let from = Propagation {
+        master: Some(7),
+        propagate_from: Some(1),
+        ..Default::default()
+    };
+    let f = with_units(kube_facts(), vec![running(fixed_docker(), own_ns_at_points(66, from))]);
+    assert_eq!(works(&plan(&f, &cfg())), [true, true, false]);
+    // A shared mount in an unrelated group receives nothing.
+    let f = with_units(
+        kube_facts(),
+        vec![running(fixed_docker(), own_ns_at_points(66, shared(20)))],
+    );
+    assert_eq!(works(&plan(&f, &cfg())), [true, false, false]);
 }
 
 #[test]
@@ -1142,4 +1225,163 @@ fn a_paths_only_look_plans_the_paths_and_nothing_else() {
         p.notes
     );
     assert!(p.modes.is_empty());
+}
+
+// ---- settings that give a runtime a namespace of its own ----
+
+/// A fixed docker whose packaged unit also says `PrivateTmp=yes` on line 3.
+fn sandboxed_docker() -> UnitFacts {
+    let mut u = fixed_docker();
+    u.files[0] = file(
+        FRAGMENT,
+        "[Service]\nExecStart=/usr/bin/dockerd\nPrivateTmp=yes\n",
+        true,
+    );
+    u.props.mount_flags = Some(MS_SHARED);
+    u
+}
+
+fn shared_and_slave() -> Propagation {
+    Propagation {
+        shared: Some(20),
+        master: Some(1),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_sandboxing_setting_is_drift_named_by_file_and_line_and_never_restart_pending() {
+    let mut c = cfg();
+    c.restart = RestartPolicy::Always;
+    let u = running(sandboxed_docker(), own_ns_at_points(66, shared_and_slave()));
+    let p = plan(&with_units(kube_facts(), vec![u]), &c);
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Drift);
+    assert_eq!(
+        v.blame,
+        Some(Blame {
+            file: FRAGMENT.into(),
+            line: 3,
+            setting: "PrivateTmp=yes".into()
+        })
+    );
+    assert!(v.detail.starts_with(
+        "PrivateTmp=yes (/lib/systemd/system/docker.service:3) gives it a mount namespace of its own, which receives the host's mounts but sends none back: Bidirectional volumes cannot work, and a restart does not help; remove it from /lib/systemd/system/docker.service, or set reset_namespacing = true"
+    ), "{}", v.detail);
+    assert_eq!(v.short, "PrivateTmp=yes: own mount namespace");
+    // A restart would not help, so none is planned, even with restart = "always".
+    assert!(kinds(&p).is_empty(), "{:?}", p.actions);
+    assert_eq!(works(&p), [true, true, false]);
+    assert_eq!(
+        mode(&p, KubeMode::Bidirectional).reason,
+        "docker.service: its namespace at / only receives from the host (PrivateTmp=yes at /lib/systemd/system/docker.service:3)"
+    );
+    assert_eq!(p.status(), Status::Drift);
+    // Stopped, it is judged by where it will start: a namespace of its own that only receives.
+    let p = plan(&with_units(kube_facts(), vec![sandboxed_docker()]), &c);
+    assert_eq!(works(&p), [true, true, false]);
+    assert!(
+        mode(&p, KubeMode::Bidirectional)
+            .blame
+            .as_ref()
+            .is_some_and(|b| b.predicted)
+    );
+}
+
+#[test]
+fn reset_namespacing_writes_the_resets_and_then_a_restart_can_help() {
+    let mut c = cfg();
+    c.reset_namespacing = true;
+    c.restart = RestartPolicy::Always;
+    let u = running(sandboxed_docker(), own_ns_at_points(66, shared_and_slave()));
+    let p = plan(&with_units(kube_facts(), vec![u.clone()]), &c);
+    let content = p
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::WriteDropIn { content, .. } => Some(content.clone()),
+            _ => None,
+        })
+        .expect("the drop-in is rewritten with the reset");
+    assert!(content.ends_with("MountFlags=shared\n# reset_namespacing = true: these settings gave the unit a mount namespace of its own,\n# which receives the host's mounts but sends none back\nPrivateTmp=no\n"), "{content}");
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Drift);
+    assert!(
+        v.detail
+            .contains("apply writes mountprop's drop-in, which resets it (reset_namespacing = true), and reloads"),
+        "{}",
+        v.detail
+    );
+    assert_eq!(kinds(&p), ["write", "reload", "restart"]);
+    // Once systemd has loaded it, the old process is what is left: a restart does help now.
+    let mut loaded = u;
+    loaded.own.state = OwnState::Ours(content.clone());
+    loaded.files[1] = file(OWN, &content, true);
+    let p = plan(&with_units(kube_facts(), vec![loaded.clone()]), &c);
+    assert_eq!(verdict(&p, "docker.service").status, Status::RestartPending);
+    assert_eq!(kinds(&p), ["restart"]);
+    // And after the restart, in the host's namespace: compliant, nothing to do.
+    loaded.runtime = Some(host_ns(67));
+    loaded.props.main_pid = 67;
+    let p = plan(&with_units(kube_facts(), vec![loaded]), &c);
+    assert_eq!(p.status(), Status::Ok, "{:#?}", p.verdicts);
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn a_setting_made_again_after_our_reset_is_named_and_not_fought() {
+    let mut c = cfg();
+    c.reset_namespacing = true;
+    let mut u = sandboxed_docker();
+    let site = "/etc/systemd/system/docker.service.d/zz-site.conf";
+    u.files.push(file(site, "[Service]\nPrivateTmp=true\n", true));
+    let p = plan(&with_units(kube_facts(), vec![u]), &c);
+    let v = verdict(&p, "docker.service");
+    assert_eq!(v.status, Status::Drift);
+    assert_eq!(
+        v.blame.as_ref().map(|b| (b.file.to_str(), b.line)),
+        Some((Some(site), 2))
+    );
+    assert!(v.detail.contains("it is set again after mountprop's drop-in resets it; remove it from /etc/systemd/system/docker.service.d/zz-site.conf"), "{}", v.detail);
+}
+
+#[test]
+fn settings_mountprop_may_not_reset_are_named_with_their_fix() {
+    let mut c = cfg();
+    c.reset_namespacing = true;
+    let mut u = fixed_docker();
+    u.files[0] = file(FRAGMENT, "[Service]\nDynamicUser=yes\nReadOnlyPaths=/etc\n", true);
+    let p = plan(&with_units(kube_facts(), vec![u]), &c);
+    let v = verdict(&p, "docker.service");
+    // ReadOnlyPaths= is reset; DynamicUser= is not, and is what is left to blame.
+    assert_eq!(v.blame.as_ref().map(|b| b.setting.as_str()), Some("DynamicUser=yes"));
+    assert!(
+        v.detail
+            .contains("mountprop does not reset DynamicUser=; remove it from /lib/systemd/system/docker.service"),
+        "{}",
+        v.detail
+    );
+    let content = p.actions.iter().find_map(|a| match a {
+        Action::WriteDropIn { content, .. } => Some(content.as_str()),
+        _ => None,
+    });
+    assert!(content.is_some_and(|c| c.ends_with("ReadOnlyPaths=\n") && !c.contains("DynamicUser")));
+}
+
+#[test]
+fn a_host_to_container_node_does_not_mind_a_namespace_that_receives() {
+    let mut c = cfg();
+    c.mount_flags = MountFlagsMode::Slave;
+    c.required_mode = KubeMode::HostToContainer;
+    let mut u = sandboxed_docker();
+    let text = dropin::render(&dropin::choose(MountFlagsMode::Slave, Some(252)));
+    u.own.state = OwnState::Ours(text.clone());
+    u.files[1] = file(OWN, &text, true);
+    u.props.mount_flags = Some(MS_SLAVE);
+    let p = plan(
+        &with_units(kube_facts(), vec![running(u, own_ns_at_points(66, slave(1)))]),
+        &c,
+    );
+    assert_eq!(verdict(&p, "docker.service").status, Status::Ok, "{:#?}", p.verdicts);
+    assert_eq!(p.status(), Status::Ok);
 }

@@ -340,3 +340,54 @@ fn s8_a_private_kubelet_mount_is_named_and_fixed_when_allowed() {
     );
     assert!(Sandbox::propagation_of(&sb.mountinfo("1"), "/var/lib/kubelet").starts_with("shared:"));
 }
+
+/// Scenario 11: a runtime whose unit asks for sandboxing (`PrivateTmp=yes`) gets a mount
+/// namespace of its own whatever MountFlags says: shared and a slave of the host, one way.
+/// mountprop names the line, plans no restart (it would not help), and with
+/// `reset_namespacing = true` its drop-in undoes the setting, after which a restart does help.
+#[test]
+fn s11_a_sandboxing_setting_is_named_and_reset_namespacing_undoes_it() {
+    let unit = "[Service]\nExecStart=/bin/sleep infinity\nPrivateTmp=yes\n";
+    let Some(sb) = sandbox::boot("s11", Setup::default().file("docker.service", unit)) else {
+        return;
+    };
+    sb.write("/etc/mountprop/config.toml", "restart = \"always\"\n");
+    sb.exec(&["mount", "--make-rshared", "/"]).ok();
+    sb.exec(&["systemctl", "start", "docker.service"]).ok();
+    let pid = sb.main_pid("docker.service").to_string();
+    let fields = root_propagation(&sb, &pid);
+    let host = peer_group(&root_propagation(&sb, "1")).map(str::to_string).expect("host / shared");
+    assert!(
+        fields.contains(&format!("master:{host}")) && peer_group(&fields).is_some_and(|g| g != host),
+        "PrivateTmp= gives a shared-and-slave namespace: {fields}"
+    );
+
+    let apply = sb.mountprop(&["apply"]);
+    assert_eq!(apply.code, 1, "{apply:#?}");
+    let line = apply.line("docker.service");
+    assert!(
+        line.contains("DRIFT")
+            && line.contains("PrivateTmp=yes (/etc/systemd/system/docker.service:3) gives it a mount namespace of its own")
+            && line.contains("a restart does not help")
+            && !line.contains("PENDING"),
+        "{line}"
+    );
+    assert_eq!(sb.main_pid("docker.service").to_string(), pid, "not restarted: it would not help");
+    let (_, report) = sb.check_json(None);
+    let blame = &Sandbox::verdict(&report, "docker.service")["blame"];
+    assert_eq!(blame["setting"], "PrivateTmp=yes");
+    assert_eq!(blame["line"], 3);
+
+    sb.write("/etc/mountprop/config.toml", "restart = \"always\"\nreset_namespacing = true\n");
+    let apply = sb.mountprop(&["apply"]);
+    assert_eq!(apply.code, 0, "{apply:#?}");
+    let dropin = sb.read(OWN).expect("drop-in written");
+    assert!(dropin.ends_with("\nPrivateTmp=no\n"), "{dropin}");
+    assert_eq!(sb.show("docker.service", "PrivateTmp"), "no");
+    let new_pid = sb.main_pid("docker.service").to_string();
+    assert_ne!(new_pid, pid, "restarted, since now it helps");
+    assert_eq!(sb.mount_ns(&new_pid), sb.mount_ns("1"), "in the host's namespace");
+    let again = sb.mountprop(&["apply"]);
+    assert_eq!(again.code, 0, "{again:#?}");
+    assert!(!again.stdout.contains("write "), "a second apply changes nothing: {}", again.stdout);
+}

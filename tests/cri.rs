@@ -61,24 +61,114 @@ const DOCKER_FILES: [&str; 5] = [
 const SHARE_ROOT: &str = "mount --make-rshared /";
 
 /// One node layout. `prepare` runs in the node before containerd starts (the kubelet root
-/// exists, the volume's directory is made after it); `then` is a second row on the same node.
+/// exists, the volume's directory is made after it), `started` after; `then` is a second row
+/// on the same node.
 struct Layout {
     name: &'static str,
     /// `containerd.service.d/10-layout.conf`.
     dropin: Option<&'static str>,
     prepare: &'static str,
+    /// Runs once containerd runs, before the first row.
+    started: &'static str,
     then: Option<(&'static str, &'static str)>,
 }
 
-const LAYOUTS: &[Layout] = &[Layout {
-    name: "/ shared, containerd MountFlags=slave",
-    dropin: Some("[Service]\nMountFlags=slave\n"),
-    prepare: SHARE_ROOT,
-    then: Some((
-        "  that node after apply (restarts containerd)",
-        "/mnt/harness/mountprop apply",
-    )),
-}];
+const LAYOUTS: &[Layout] = &[
+    Layout {
+        name: "/ private",
+        dropin: None,
+        prepare: "",
+        started: "",
+        then: None,
+    },
+    Layout {
+        name: "/ shared, containerd as shipped",
+        dropin: None,
+        prepare: SHARE_ROOT,
+        started: "",
+        then: None,
+    },
+    Layout {
+        name: "/ shared, containerd MountFlags=slave",
+        dropin: Some("[Service]\nMountFlags=slave\n"),
+        prepare: SHARE_ROOT,
+        started: "",
+        then: Some((
+            "  that node after apply (restarts containerd)",
+            "/mnt/harness/mountprop apply",
+        )),
+    },
+    Layout {
+        name: "containerd MountFlags=private",
+        dropin: Some("[Service]\nMountFlags=private\n"),
+        prepare: SHARE_ROOT,
+        started: "",
+        then: None,
+    },
+    Layout {
+        // systemd makes such a namespace a slave, then shared: a peer group of its own.
+        name: "containerd PrivateTmp=yes",
+        dropin: Some("[Service]\nPrivateTmp=yes\n"),
+        prepare: SHARE_ROOT,
+        started: "",
+        then: None,
+    },
+    Layout {
+        name: "kubelet root a private mount",
+        dropin: None,
+        prepare: "mount --make-rshared / && mount -t tmpfs kubelet /var/lib/kubelet && mount --make-private /var/lib/kubelet",
+        started: "",
+        then: None,
+    },
+    Layout {
+        name: "kubelet root a slave",
+        dropin: None,
+        prepare: "mount --make-rshared / && mount --bind /var/lib/kubelet /var/lib/kubelet && mount --make-slave /var/lib/kubelet",
+        started: "",
+        then: None,
+    },
+    Layout {
+        name: "kubelet root shared and slave",
+        dropin: None,
+        prepare: "mount --make-rshared / && mount --bind /var/lib/kubelet /var/lib/kubelet && mount --make-slave /var/lib/kubelet && mount --make-shared /var/lib/kubelet",
+        started: "",
+        then: None,
+    },
+    Layout {
+        name: "kubelet root its own peer group",
+        dropin: None,
+        prepare: "mount --make-rshared / && mount --bind /var/lib/kubelet /var/lib/kubelet && mount --make-private /var/lib/kubelet && mount --make-shared /var/lib/kubelet",
+        started: "",
+        then: None,
+    },
+    Layout {
+        // A namespace copied from a private mount stays private when the host's turns shared.
+        name: "/ made shared after containerd (slave) started",
+        dropin: Some("[Service]\nMountFlags=slave\n"),
+        prepare: "",
+        started: SHARE_ROOT,
+        then: None,
+    },
+    Layout {
+        // The runtime's copy of a shared and slave mount, made a slave: a slave of its group.
+        name: "kubelet root shared and slave, containerd MountFlags=slave",
+        dropin: Some("[Service]\nMountFlags=slave\n"),
+        prepare: "mount --make-rshared / && mount --bind /var/lib/kubelet /var/lib/kubelet && mount --make-slave /var/lib/kubelet && mount --make-shared /var/lib/kubelet",
+        started: "",
+        then: None,
+    },
+    Layout {
+        // A slave needs a master: a namespace copied while `/` was shared holds the peer group.
+        name: "/ a slave (of another namespace)",
+        dropin: None,
+        prepare: "mount --make-rshared /
+            setsid unshare --mount --propagation unchanged sleep 86400 </dev/null >/dev/null 2>&1 &
+            while [ \"$(readlink /proc/$!/ns/mnt)\" = \"$(readlink /proc/self/ns/mnt)\" ]; do sleep 0.02; done
+            mount --make-rslave /",
+        started: "",
+        then: None,
+    },
+];
 
 /// What containerd did with one mode, and what really propagated.
 #[derive(Debug)]
@@ -118,21 +208,15 @@ impl Row {
         let mut out = Vec::new();
         for (i, mode) in ["HostToContainer", "Bidirectional"].into_iter().enumerate() {
             let yn = |b: bool| if b { "works" } else { "broken" };
-            if self.check[i].0 != truth[i] {
-                out.push(format!(
-                    "{mode}: check says {} ({}), the CRI and real mounts say {}",
-                    yn(self.check[i].0),
-                    self.check[i].1,
-                    yn(truth[i])
-                ));
-            }
-            if self.probe[i].0 != truth[i] {
-                out.push(format!(
-                    "{mode}: probe says {} ({}), the CRI and real mounts say {}",
-                    yn(self.probe[i].0),
-                    self.probe[i].1,
-                    yn(truth[i])
-                ));
+            for (who, said) in [("check", &self.check[i]), ("probe", &self.probe[i])] {
+                if said.0 != truth[i] {
+                    out.push(format!(
+                        "{mode}: {who} says {} ({}), the CRI and real mounts say {}",
+                        yn(said.0),
+                        said.1,
+                        yn(truth[i])
+                    ));
+                }
             }
             if self.compliant[i] == 0 && !truth[i] {
                 out.push(format!("{mode}: check with required_mode = {mode} exits 0 (compliant)"));
@@ -274,6 +358,9 @@ fn boot(test: &str, layout: &Layout, built: &Path) -> Option<CriNode> {
     );
     node.sh(&prepare).ok();
     node.exec(&["systemctl", "start", "containerd.service"]).ok();
+    if !layout.started.is_empty() {
+        node.sh(layout.started).ok();
+    }
     node.exec(&[
         "ctr",
         "-n",
@@ -480,6 +567,10 @@ fn cri_referee_table() {
         have,
         "containerd, runc, busybox-static, protobuf-compiler, python3-grpcio or python3-protobuf is missing (scripts/deps.sh installs them)",
     ) {
+        return;
+    }
+    // The client is built with apt-get and the node needs root: nothing to do without it.
+    if !sandbox::require(test, nix::unistd::geteuid().is_root(), "needs root") {
         return;
     }
     let start = Instant::now();

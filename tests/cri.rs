@@ -439,6 +439,12 @@ fn measure(node: &CriNode, layout: &str) -> Row {
     let pr = node.mountprop(&["probe", "--json"]);
     let probe: Value =
         serde_json::from_str(&pr.stdout).unwrap_or_else(|e| panic!("{layout}: probe --json: {e}: {pr:#?}"));
+    // The probe column is the probe's own: it reached containerd's namespace for both modes.
+    for m in probe["modes"].as_array().expect("modes") {
+        if m["mode"] != "None" {
+            assert_eq!(m["decided_by"], "probe", "{layout}: the probe did not decide: {m:#}");
+        }
+    }
     Row {
         layout: layout.to_string(),
         cri,

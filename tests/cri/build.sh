@@ -14,11 +14,28 @@ out=$PWD
 if [ ! -s py/api_pb2.py ]; then
   pkg=golang-github-kubernetes-cri-api-dev
   suite=trixie
-  # The host's own Debian mirror, whatever it is, as its apt setup names it.
+  # The host's own Debian mirror, whatever it is, as its apt setup names it: from apt's lists,
+  # or (lists not fetched yet) from the sources files, one-line or deb822.
   . /etc/os-release
+  codename=${VERSION_CODENAME:?}
   uri=$(apt-get indextargets --format '$(REPO_URI)' 'Identifier: Packages' 'Label: Debian' \
-        "Codename: ${VERSION_CODENAME:?}" 'Component: main' | head -n 1)
-  [ -n "$uri" ] || { echo "build.sh: no Debian main repository for $VERSION_CODENAME in the host's apt setup" >&2; exit 1; }
+        "Codename: $codename" 'Component: main' | head -n 1 || true)
+  if [ -z "$uri" ]; then
+    uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk -v s="$codename" '
+      $1 == "deb" { i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } if ($(i + 1) == s) { print $i; exit } }' || true)
+  fi
+  if [ -z "$uri" ]; then
+    uri=$(awk -v s="$codename" 'BEGIN { RS = "" } {
+        n = split($0, l, "\n"); t = ""; u = ""; su = ""
+        for (j = 1; j <= n; j++) {
+          if (l[j] ~ /^Types:/) t = " " substr(l[j], 7) " "
+          if (l[j] ~ /^URIs:/) { u = substr(l[j], 6); sub(/^[ \t]+/, "", u); sub(/[ \t].*/, "", u) }
+          if (l[j] ~ /^Suites:/) su = " " substr(l[j], 8) " "
+        }
+        if (t ~ / deb / && su ~ (" " s " ")) { print u; exit }
+      }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  fi
+  [ -n "$uri" ] || { echo "build.sh: no Debian repository for $codename in the host's apt setup" >&2; exit 1; }
   apt=$out/apt
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" deb
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite main" > "$apt/sources.list"

@@ -4,9 +4,12 @@
 set -euo pipefail
 
 # docker.io and busybox-static: the real-Docker scenario and the demo run the real dockerd.
+# containerd, runc: the CRI tests run the real containerd (docker.io pulls them in; named so
+# that the CRI tests do not depend on docker.io); python3-grpcio, python3-protobuf,
+# protobuf-compiler: their CRI client, built from the CRI api.proto at test time.
 # rpm: rpmbuild builds the .rpm, rpm inspects it; debootstrap, squashfs-tools: the image recipes and their tests.
 pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps docker.io busybox-static iptables
-      rpm debootstrap squashfs-tools)
+      containerd runc python3-grpcio python3-protobuf protobuf-compiler rpm debootstrap squashfs-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

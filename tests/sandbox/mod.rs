@@ -78,6 +78,9 @@ pub struct Setup {
     /// most real nodes, and a directory made in it (the probe's scratch directory) stays in
     /// the node.
     pub overlay_root: bool,
+    /// Files removed from the node's overlays before it boots (absolute paths), e.g. one
+    /// runtime's units where another's must stay.
+    pub remove: Vec<String>,
 }
 
 impl Setup {
@@ -104,6 +107,12 @@ impl Setup {
 
     pub fn with_host_runtimes(mut self) -> Self {
         self.host_runtimes = true;
+        self
+    }
+
+    /// Removes `path` (a file) from the node before it boots; the host's copy stays.
+    pub fn without(mut self, path: &str) -> Self {
+        self.remove.push(path.to_string());
         self
     }
 
@@ -197,6 +206,13 @@ if [ -z "${SBX_HOST_RUNTIMES:-}" ]; then
 fi
 "#;
 
+/// The files the test asked to remove ($SBX_REMOVE, one per line), below `$R`.
+const REMOVE: &str = r#"
+while IFS= read -r p; do
+  [ -n "$p" ] && rm -f "$R$p"
+done <<< "${SBX_REMOVE:-}"
+"#;
+
 /// The host's filesystem with overlays on everything the node may write.
 fn init_host() -> String {
     format!(
@@ -215,6 +231,7 @@ if [ ! -L /lib ]; then
 fi
 R=
 {HIDE_HOST}
+{REMOVE}
 # The test's files, before /tmp and /var/tmp are covered.
 cp -a --remove-destination "$SBX_DIR/etc/." /etc/
 mount -t tmpfs -o mode=1777 sbx-tmp /tmp
@@ -244,6 +261,7 @@ done
 if [ -n "$SBX_HIDE_HOST" ]; then
 {HIDE_HOST}
 fi
+{REMOVE}
 cp -a --remove-destination "$SBX_DIR/etc/." "$R/etc/"
 mkdir -p $R/dev $R/sys $R/proc $R/tmp $R/run $R/mnt/harness
 mount --rbind /dev $R/dev
@@ -319,6 +337,7 @@ impl Sandbox {
         .env("SBX_ROOT", root)
         .env("SBX_TARGET", target)
         .env("SBX_HIDE_HOST", if setup.overlay_root { "1" } else { "" })
+        .env("SBX_REMOVE", setup.remove.join("\n"))
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log);

@@ -1,0 +1,270 @@
+#!/usr/bin/python3
+"""A small CRI client for the tests: drives containerd over its CRI socket as the kubelet does.
+
+Subcommands:
+  image OUT.tar NAME       write a one-layer OCI image archive (busybox-static, sleeps)
+  run JSON                 for each propagation mode: pod, container with a host-path mount,
+                           then real mounts on both sides; prints one JSON result
+  clean LABEL              stop and remove every pod sandbox carrying LABEL
+
+The messages come from the CRI api.proto (api_pb2, generated at build time next to this file).
+Calls go through grpc's generic unary_unary, so no generated service stubs are needed.
+"""
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+
+SOCKET = "unix:///run/containerd/containerd.sock"
+MODES = ["PROPAGATION_PRIVATE", "PROPAGATION_HOST_TO_CONTAINER", "PROPAGATION_BIDIRECTIONAL"]
+
+
+def make_image(out, name):
+    """One layer: /bin/busybox and the applets the tests call; entrypoint sleeps."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as t:
+        def add_dir(path):
+            d = tarfile.TarInfo(path)
+            d.type, d.mode, d.mtime = tarfile.DIRTYPE, 0o755, 0
+            t.addfile(d)
+
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "vol"]:
+            add_dir(d)
+        with open("/bin/busybox", "rb") as f:
+            data = f.read()
+        bb = tarfile.TarInfo("bin/busybox")
+        bb.size, bb.mode, bb.mtime = len(data), 0o755, 0
+        t.addfile(bb, io.BytesIO(data))
+        for applet in ["sh", "sleep", "mount", "umount", "cat", "grep", "mkdir", "true"]:
+            s = tarfile.TarInfo("bin/" + applet)
+            s.type, s.linkname, s.mode, s.mtime = tarfile.SYMTYPE, "busybox", 0o777, 0
+            t.addfile(s)
+    layer = layer.getvalue()
+
+    blobs = {}
+
+    def blob(data, media_type):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    layer_desc = blob(layer, "application/vnd.oci.image.layer.v1.tar")
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Entrypoint": ["/bin/sleep", "86400"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
+    }
+    config_desc = blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config_desc,
+        "layers": [layer_desc],
+    }
+    manifest_desc = blob(json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
+    manifest_desc["annotations"] = {
+        "io.containerd.image.name": name,
+        "org.opencontainers.image.ref.name": name.rsplit(":", 1)[1],
+    }
+    manifest_desc["platform"] = {"architecture": "amd64", "os": "linux"}
+    index = {"schemaVersion": 2, "manifests": [manifest_desc]}
+
+    tmp = out + ".tmp"
+    with tarfile.open(tmp, mode="w") as t:
+        def add(path, data):
+            i = tarfile.TarInfo(path)
+            i.size, i.mode, i.mtime = len(data), 0o644, 0
+            t.addfile(i, io.BytesIO(data))
+
+        add("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+        add("index.json", json.dumps(index).encode())
+        for digest, data in blobs.items():
+            add("blobs/sha256/" + digest.split(":", 1)[1], data)
+    os.rename(tmp, out)
+
+
+class Cri:
+    def __init__(self):
+        import grpc  # Debian's python3-grpcio
+        import api_pb2  # generated from the CRI api.proto
+
+        self.grpc = grpc
+        self.pb = api_pb2
+        self.channel = grpc.insecure_channel(SOCKET)
+
+    def call(self, method, request, response, timeout=30):
+        rpc = self.channel.unary_unary(
+            "/runtime.v1.RuntimeService/" + method,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response.FromString,
+        )
+        return rpc(request, timeout=timeout)
+
+    def wait_ready(self, seconds=15):
+        """containerd's CRI plugin answers a little after the socket appears."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return self.call("Version", self.pb.VersionRequest(), self.pb.VersionResponse, timeout=2)
+            except self.grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def clean(self, label):
+        pb = self.pb
+        pods = self.call(
+            "ListPodSandbox",
+            pb.ListPodSandboxRequest(filter=pb.PodSandboxFilter(label_selector={label: "1"})),
+            pb.ListPodSandboxResponse,
+        )
+        for p in pods.items:
+            self.remove_pod(p.id)
+        return len(pods.items)
+
+    def remove_pod(self, pod_id):
+        pb = self.pb
+        # StopPodSandbox stops and RemovePodSandbox removes its containers as well.
+        self.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), pb.StopPodSandboxResponse)
+        self.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), pb.RemovePodSandboxResponse)
+
+
+def mounts_with_source(source):
+    """Mount points in this process's namespace whose source is `source`."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[sep + 2] == source:
+                found.append(fields[4])
+    return found
+
+
+def in_container(cri, ctr_id, cmd):
+    pb = cri.pb
+    r = cri.call(
+        "ExecSync",
+        pb.ExecSyncRequest(container_id=ctr_id, cmd=cmd, timeout=10),
+        pb.ExecSyncResponse,
+    )
+    return r.exit_code, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+
+def experiment(cri, spec, mode, n):
+    """One pod and container for `mode`; what the CRI said and what really propagated."""
+    pb = cri.pb
+    tag = "%s-%d" % (spec["tag"], n)
+    host_path, ctr_path = spec["host_path"], spec["container_path"]
+    result = {"mode": mode, "accepted": False, "started": False, "error": None,
+              "host_to_container": None, "container_to_host": None}
+    sandbox = pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name="mountprop-" + tag, uid=tag, namespace="mountprop-test"),
+        labels={spec["label"]: "1"},
+        linux=pb.LinuxPodSandboxConfig(
+            cgroup_parent=spec["cgroup_parent"],
+            security_context=pb.LinuxSandboxSecurityContext(
+                # Host network: no CNI. No hostname: runc refuses one without a UTS namespace.
+                namespace_options=pb.NamespaceOption(network=pb.NODE),
+                privileged=True,
+            ),
+        ),
+    )
+    pod_id = cri.call("RunPodSandbox", pb.RunPodSandboxRequest(config=sandbox), pb.RunPodSandboxResponse).pod_sandbox_id
+    host_mount = os.path.join(host_path, "h2c-" + tag)
+    ctr_mount_host = os.path.join(host_path, "c2h-" + tag)
+    h_src, c_src = "mountprop-cri-h2c-" + tag, "mountprop-cri-c2h-" + tag
+    try:
+        os.makedirs(host_mount, exist_ok=True)
+        os.makedirs(ctr_mount_host, exist_ok=True)
+        config = pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name="vol"),
+            image=pb.ImageSpec(image=spec["image"]),
+            mounts=[pb.Mount(container_path=ctr_path, host_path=host_path,
+                             propagation=pb.MountPropagation.Value(mode))],
+            linux=pb.LinuxContainerConfig(
+                # CAP_SYS_ADMIN, to mount inside for the container-to-host direction.
+                security_context=pb.LinuxContainerSecurityContext(privileged=True),
+            ),
+        )
+        try:
+            ctr_id = cri.call(
+                "CreateContainer",
+                pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=sandbox),
+                pb.CreateContainerResponse,
+            ).container_id
+        except cri.grpc.RpcError as e:
+            result["error"] = {"call": "CreateContainer", "code": e.code().name, "details": e.details()}
+            return result
+        result["accepted"] = True
+        try:
+            cri.call("StartContainer", pb.StartContainerRequest(container_id=ctr_id), pb.StartContainerResponse)
+        except cri.grpc.RpcError as e:
+            result["error"] = {"call": "StartContainer", "code": e.code().name, "details": e.details()}
+            return result
+        result["started"] = True
+
+        # Host to container: the host mounts, the container looks.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", h_src, host_mount], check=True)
+        code, out, err = in_container(cri, ctr_id, ["cat", "/proc/self/mountinfo"])
+        if code != 0:
+            raise RuntimeError("cat mountinfo in the container: %d %s" % (code, err))
+        result["host_to_container"] = any(
+            l.split()[l.split().index("-") + 2] == h_src for l in out.splitlines() if " - " in l
+        )
+        # Container to host: the container mounts, the host looks.
+        inside = os.path.join(ctr_path, "c2h-" + tag)
+        code, out, err = in_container(cri, ctr_id, ["mount", "-t", "tmpfs", "-o", "size=4k", c_src, inside])
+        if code != 0:
+            raise RuntimeError("mount in the container: %d %s" % (code, err))
+        result["container_to_host"] = bool(mounts_with_source(c_src))
+        in_container(cri, ctr_id, ["umount", inside])
+        return result
+    finally:
+        # Whatever happened: no mount of ours, no pod, no directory left.
+        for src in (h_src, c_src):
+            for mp in reversed(mounts_with_source(src)):
+                subprocess.run(["umount", "-l", mp], check=False)
+        cri.remove_pod(pod_id)
+        for d in (host_mount, ctr_mount_host):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
+def run(spec):
+    cri = Cri()
+    version = cri.wait_ready()
+    out = {"runtime": "%s %s" % (version.runtime_name, version.runtime_version),
+           "api": version.runtime_api_version, "modes": []}
+    try:
+        for n, mode in enumerate(MODES):
+            out["modes"].append(experiment(cri, spec, mode, n))
+    finally:
+        cri.clean(spec["label"])
+    print(json.dumps(out))
+
+
+def main():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "image" and len(sys.argv) == 4:
+        make_image(sys.argv[2], sys.argv[3])
+    elif cmd == "run" and len(sys.argv) == 3:
+        run(json.loads(sys.argv[2]))
+    elif cmd == "clean" and len(sys.argv) == 3:
+        cri = Cri()
+        print(cri.clean(sys.argv[2]))
+    else:
+        sys.exit("usage: cri.py image OUT.tar NAME | run JSON | clean LABEL")
+
+
+if __name__ == "__main__":
+    main()

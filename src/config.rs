@@ -104,7 +104,7 @@ impl fmt::Display for Needed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Shared => "shared",
-            Self::Slave => "shared (a slave-only mount passes nothing on)",
+            Self::Slave => "shared (HostToContainer only)",
         })
     }
 }

@@ -355,316 +355,362 @@ fn plan_unit(
     version: Option<u32>,
     image: bool,
 ) -> UnitPlan {
-    let mut out = UnitPlan {
-        verdict: Verdict {
-            subject: u.name.clone(),
-            status: Status::Ok,
-            detail: String::new(),
-            short: String::new(),
-            blame: None,
-        },
-        write: None,
-        reload: false,
-        then: Vec::new(),
-        notes: Vec::new(),
-    };
-    let set = |out: &mut UnitPlan, status: Status, detail: String, blame: Option<Blame>| {
-        out.verdict.status = status;
-        out.verdict.short = detail.split("; ").next().unwrap_or_default().to_string();
-        out.verdict.detail = detail;
-        out.verdict.blame = blame;
-    };
-    match u.props.load_state.as_str() {
-        "loaded" => {}
-        // An image may get the runtime later: its drop-in is written ahead.
-        "not-found" if image => {
-            let desired = dropin::render(choice);
-            let (status, detail) = match &u.own.state {
-                OwnState::Ours(c) if *c == desired => (
-                    Status::NotInstalled,
-                    "not installed in the image; mountprop's drop-in is in place ahead".to_string(),
-                ),
-                OwnState::Missing | OwnState::Ours(_) => {
-                    out.write = Some(Action::WriteDropIn {
-                        unit: u.name.clone(),
-                        path: u.own.path.clone(),
-                        content: desired,
-                    });
-                    (
-                        Status::NotInstalled,
-                        "not installed in the image; apply writes mountprop's drop-in ahead".to_string(),
-                    )
-                }
-                OwnState::Foreign => (
-                    Status::Drift,
-                    format!(
-                        "{} exists and was not written by mountprop; left alone",
-                        u.own.path.display()
-                    ),
-                ),
-                OwnState::Refused(why) => (Status::Drift, format!("cannot write its drop-in: {why}")),
-            };
-            set(&mut out, status, detail, None);
-            return out;
-        }
-        "not-found" => {
-            set(&mut out, Status::NotInstalled, "not installed".into(), None);
-            return out;
-        }
-        "masked" => {
-            set(
-                &mut out,
-                Status::NotInstalled,
-                "masked (systemctl unmask to use it)".into(),
-                None,
-            );
-            return out;
-        }
-        other => {
-            let why = u.props.load_error.clone().unwrap_or_else(|| "no reason given".into());
-            set(
-                &mut out,
-                Status::Drift,
-                format!("unit failed to load ({other}): {why}"),
-                None,
-            );
-            return out;
-        }
-    }
-
-    // Settings of the other files that give the unit a namespace of its own; with
-    // reset_namespacing, mountprop's drop-in undoes them.
-    let others_sandboxing = namespacing::in_force(
-        u.files.iter().filter(|f| !f.own).map(|f| f.sandboxing.as_slice()),
+    let c = UnitCase {
+        u,
+        host,
+        cfg,
+        choice,
         version,
-    );
-    let bidirectional = cfg.mount_flags != MountFlagsMode::Slave;
-    let resets = if cfg.reset_namespacing && bidirectional {
-        namespacing::resets(&others_sandboxing)
-    } else {
-        Vec::new()
+        image,
     };
-    let desired = dropin::render_resetting(choice, &resets);
-    let (own_after, blocked) = match &u.own.state {
-        OwnState::Missing => (Some(choice.value), None),
-        OwnState::Ours(c) if *c == desired => (Some(choice.value), None),
-        OwnState::Ours(_) => (Some(choice.value), None),
-        OwnState::Foreign => (
-            None,
-            Some(format!(
-                "{} exists and was not written by mountprop; left alone (rename it, or set dropin_name)",
-                u.own.path.display()
-            )),
-        ),
-        OwnState::Refused(why) => (None, Some(format!("cannot write its drop-in: {why}"))),
-    };
-    let will_write = blocked.is_none() && u.own.state != OwnState::Ours(desired.clone());
-    let own_sandboxing = namespacing::settings(&u.own.path, &desired);
-    if will_write {
+    let mut out = UnitPlan::new(&u.name);
+    if u.props.load_state != "loaded" {
+        c.not_loaded(&mut out);
+        return out;
+    }
+    let d = c.drop_in();
+    if d.will_write {
         out.write = Some(Action::WriteDropIn {
             unit: u.name.clone(),
             path: u.own.path.clone(),
-            content: desired,
+            content: d.desired.clone(),
         });
     }
-
-    // What systemd will apply after a reload, with mountprop's file as it is about to be.
-    let own_setting = own_after.map(|value| MountFlagsSetting {
-        path: u.own.path.clone(),
-        line: 4,
-        value,
-    });
-    let predicted = u
-        .files
-        .iter()
-        .filter_map(|f| if f.own { own_setting.as_ref() } else { f.settings.last() })
-        .next_back();
-    let predicted_value = predicted.map_or(MountFlags::Unset, |s| s.value);
-    let predicted_ok = dropin::satisfies(predicted_value, choice, version);
-    let predicted_sandboxing = namespacing::in_force(
-        u.files.iter().map(|f| {
-            if f.own && own_after.is_some() {
-                own_sandboxing.as_slice()
-            } else {
-                f.sandboxing.as_slice()
-            }
-        }),
-        version,
-    );
-    // A HostToContainer-only node (mount_flags = "slave") does not need mounts sent back.
-    let loaded_sandboxing = if bidirectional {
-        u.loaded_sandboxing(version)
-    } else {
-        Vec::new()
-    };
-
     // What systemd has loaded now.
     let Some(loaded) = u.props.mount_flags.and_then(MountFlags::from_bits) else {
-        set(
-            &mut out,
-            Status::Unknown,
-            format!(
-                "systemd reports MountFlags={:?}, which mountprop does not understand",
-                u.props.mount_flags
-            ),
-            None,
+        let detail = format!(
+            "systemd reports MountFlags={:?}, which mountprop does not understand",
+            u.props.mount_flags
         );
+        out.set(Status::Unknown, detail, None);
         return out;
     };
-    let loaded_ok = dropin::satisfies(loaded, choice, version);
-    let loaded_blame = u
-        .files
-        .iter()
-        .filter(|f| f.loaded)
-        .filter_map(|f| f.settings.last())
-        .next_back();
-
-    let own_loaded = u.props.dropin_paths.contains(&u.own.path);
-    let own_on_disk = own_after.is_some();
-    // An image tree has no running systemd to reload.
-    out.reload = !image
-        && (will_write
-            || (own_on_disk && !own_loaded)
-            || (u.props.need_daemon_reload && loaded != predicted_value && predicted_ok));
-    if u.props.need_daemon_reload && !out.reload {
-        out.notes.push(format!("{}: unit files changed on disk since systemd loaded them (NeedDaemonReload); mountprop leaves that reload to you", u.name));
+    c.plan_reload(&d, loaded, &mut out);
+    if let Some(why) = &d.blocked {
+        c.blocked(&d, loaded, why, &mut out);
+    } else if !d.flags_ok {
+        c.overridden(&d, &mut out);
+    } else if let Some(first) = d.sandboxing.first().filter(|_| c.bidirectional()) {
+        // A restart cannot help here: the unit's settings, not its past, give it the namespace.
+        let detail = sandboxed_detail(&d.sandboxing, &d.resets, cfg);
+        out.set(Status::Drift, detail, Some(Blame::from(first)));
+        out.verdict.short = format!("{}: own mount namespace", first.assignment());
+    } else {
+        c.configured(&d, loaded, &mut out);
     }
+    out
+}
 
-    if let Some(why) = blocked {
-        let blame = loaded_blame.filter(|_| !loaded_ok).map(Blame::from);
-        let status = if loaded_ok { Status::Ok } else { Status::Drift };
-        let detail = if loaded_ok {
-            format!("{loaded}; but {why}")
-        } else {
-            format!("{loaded}; {why}")
-        };
-        set(&mut out, status, detail, blame);
-        if loaded_ok {
-            // The node works now, so this is worth saying but not failing over.
-            out.notes.push(format!("{}: {why}", u.name));
+impl UnitPlan {
+    fn new(unit: &str) -> Self {
+        Self {
+            verdict: Verdict {
+                subject: unit.to_string(),
+                status: Status::Ok,
+                detail: String::new(),
+                short: String::new(),
+                blame: None,
+            },
+            write: None,
+            reload: false,
+            then: Vec::new(),
+            notes: Vec::new(),
         }
-        return out;
     }
-    if !predicted_ok {
-        // Someone else's setting comes after mountprop's and wins: report it, do not fight it.
-        let (detail, blame) = match predicted {
+
+    fn set(&mut self, status: Status, detail: String, blame: Option<Blame>) {
+        self.verdict.status = status;
+        self.verdict.short = detail.split("; ").next().unwrap_or_default().to_string();
+        self.verdict.detail = detail;
+        self.verdict.blame = blame;
+    }
+}
+
+/// One runtime unit to plan, and what it is planned against.
+struct UnitCase<'a> {
+    u: &'a UnitFacts,
+    host: &'a HostFacts,
+    cfg: &'a Config,
+    choice: &'a Choice,
+    version: Option<u32>,
+    image: bool,
+}
+
+/// mountprop's drop-in as it is about to be, and what systemd will apply after a reload.
+struct DropInPlan<'a> {
+    desired: String,
+    /// The reset lines in it (`reset_namespacing`).
+    resets: Vec<String>,
+    /// Why mountprop may not write its file, if it may not.
+    blocked: Option<String>,
+    will_write: bool,
+    /// The `MountFlags=` line that wins after a reload, and whether it is what is wanted.
+    winner: Option<MountFlagsSetting>,
+    flags_ok: bool,
+    /// The settings still giving the unit a namespace of its own after a reload.
+    sandboxing: Vec<namespacing::Setting>,
+    /// The `MountFlags=` line systemd has loaded now.
+    loaded_blame: Option<&'a MountFlagsSetting>,
+}
+
+impl<'a> UnitCase<'a> {
+    /// A HostToContainer-only node (mount_flags = "slave") does not need mounts sent back.
+    fn bidirectional(&self) -> bool {
+        self.cfg.mount_flags != MountFlagsMode::Slave
+    }
+
+    /// Not installed, masked, or failed to load. An image may get the runtime later: its
+    /// drop-in is written ahead.
+    fn not_loaded(&self, out: &mut UnitPlan) {
+        let u = self.u;
+        let (status, detail) = match u.props.load_state.as_str() {
+            "not-found" if self.image => {
+                let desired = dropin::render(self.choice);
+                match &u.own.state {
+                    OwnState::Ours(c) if *c == desired => (
+                        Status::NotInstalled,
+                        "not installed in the image; mountprop's drop-in is in place ahead".to_string(),
+                    ),
+                    OwnState::Missing | OwnState::Ours(_) => {
+                        out.write = Some(Action::WriteDropIn {
+                            unit: u.name.clone(),
+                            path: u.own.path.clone(),
+                            content: desired,
+                        });
+                        (
+                            Status::NotInstalled,
+                            "not installed in the image; apply writes mountprop's drop-in ahead".to_string(),
+                        )
+                    }
+                    OwnState::Foreign => (
+                        Status::Drift,
+                        format!(
+                            "{} exists and was not written by mountprop; left alone",
+                            u.own.path.display()
+                        ),
+                    ),
+                    OwnState::Refused(why) => (Status::Drift, format!("cannot write its drop-in: {why}")),
+                }
+            }
+            "not-found" => (Status::NotInstalled, "not installed".into()),
+            "masked" => (Status::NotInstalled, "masked (systemctl unmask to use it)".into()),
+            other => {
+                let why = u.props.load_error.clone().unwrap_or_else(|| "no reason given".into());
+                (Status::Drift, format!("unit failed to load ({other}): {why}"))
+            }
+        };
+        out.set(status, detail, None);
+    }
+
+    /// What mountprop's drop-in will say and what systemd will apply with it.
+    fn drop_in(&self) -> DropInPlan<'a> {
+        let (u, choice, version) = (self.u, self.choice, self.version);
+        // Settings of the other files that give the unit a namespace of its own; with
+        // reset_namespacing, mountprop's drop-in undoes them.
+        let others = namespacing::in_force(
+            u.files.iter().filter(|f| !f.own).map(|f| f.sandboxing.as_slice()),
+            version,
+        );
+        let resets = if self.cfg.reset_namespacing && self.bidirectional() {
+            namespacing::resets(&others)
+        } else {
+            Vec::new()
+        };
+        let desired = dropin::render_resetting(choice, &resets);
+        let blocked = match &u.own.state {
+            OwnState::Missing | OwnState::Ours(_) => None,
+            OwnState::Foreign => Some(format!(
+                "{} exists and was not written by mountprop; left alone (rename it, or set dropin_name)",
+                u.own.path.display()
+            )),
+            OwnState::Refused(why) => Some(format!("cannot write its drop-in: {why}")),
+        };
+        let will_write = blocked.is_none() && u.own.state != OwnState::Ours(desired.clone());
+        // mountprop's file as it is about to be; one it may not write sets nothing of ours.
+        let own_flags = blocked.is_none().then(|| MountFlagsSetting {
+            path: u.own.path.clone(),
+            line: 4,
+            value: choice.value,
+        });
+        let own_sandboxing = namespacing::settings(&u.own.path, &desired);
+        let winner = u
+            .files
+            .iter()
+            .filter_map(|f| if f.own { own_flags.as_ref() } else { f.settings.last() })
+            .next_back()
+            .cloned();
+        let flags_ok = dropin::satisfies(winner.as_ref().map_or(MountFlags::Unset, |s| s.value), choice, version);
+        let sandboxing = namespacing::in_force(
+            u.files.iter().map(|f| {
+                if f.own && blocked.is_none() {
+                    own_sandboxing.as_slice()
+                } else {
+                    f.sandboxing.as_slice()
+                }
+            }),
+            version,
+        );
+        let loaded_blame = u
+            .files
+            .iter()
+            .filter(|f| f.loaded)
+            .filter_map(|f| f.settings.last())
+            .next_back();
+        DropInPlan {
+            desired,
+            resets,
+            blocked,
+            will_write,
+            winner,
+            flags_ok,
+            sandboxing,
+            loaded_blame,
+        }
+    }
+
+    /// One reload when mountprop writes its file or it is on disk but not loaded; an image
+    /// tree has no running systemd to reload.
+    fn plan_reload(&self, d: &DropInPlan<'_>, loaded: MountFlags, out: &mut UnitPlan) {
+        let u = self.u;
+        let own_loaded = u.props.dropin_paths.contains(&u.own.path);
+        let predicted = d.winner.as_ref().map_or(MountFlags::Unset, |s| s.value);
+        out.reload = !self.image
+            && (d.will_write
+                || (d.blocked.is_none() && !own_loaded)
+                || (u.props.need_daemon_reload && loaded != predicted && d.flags_ok));
+        if u.props.need_daemon_reload && !out.reload {
+            out.notes.push(format!("{}: unit files changed on disk since systemd loaded them (NeedDaemonReload); mountprop leaves that reload to you", u.name));
+        }
+    }
+
+    /// mountprop may not write its file: say why, and fail only if the node is broken now.
+    fn blocked(&self, d: &DropInPlan<'_>, loaded: MountFlags, why: &str, out: &mut UnitPlan) {
+        let loaded_ok = dropin::satisfies(loaded, self.choice, self.version);
+        let blame = d.loaded_blame.filter(|_| !loaded_ok).map(Blame::from);
+        if loaded_ok {
+            out.set(Status::Ok, format!("{loaded}; but {why}"), blame);
+            // The node works now, so this is worth saying but not failing over.
+            out.notes.push(format!("{}: {why}", self.u.name));
+        } else {
+            out.set(Status::Drift, format!("{loaded}; {why}"), blame);
+        }
+    }
+
+    /// Someone else's setting comes after mountprop's and wins: report it, do not fight it.
+    fn overridden(&self, d: &DropInPlan<'_>, out: &mut UnitPlan) {
+        let (detail, blame) = match &d.winner {
             Some(s) => (
                 format!(
                     "overridden by {}:{} (MountFlags={}), which systemd applies after {}",
                     s.path.display(),
                     s.line,
                     s.value.as_value(),
-                    u.own.path.display()
+                    self.u.own.path.display()
                 ),
                 Some(Blame::from(s)),
             ),
-            None => (format!("MountFlags stays unset, but {} is wanted", choice.value), None),
+            None => (
+                format!("MountFlags stays unset, but {} is wanted", self.choice.value),
+                None,
+            ),
         };
-        set(&mut out, Status::Drift, detail, blame);
-        return out;
+        out.set(Status::Drift, detail, blame);
     }
 
-    if bidirectional && let Some(first) = predicted_sandboxing.first() {
-        // A restart cannot help here: the unit's settings, not its past, give it the namespace.
-        let detail = sandboxed_detail(&predicted_sandboxing, &resets, cfg);
-        set(&mut out, Status::Drift, detail, Some(Blame::from(first)));
-        out.verdict.short = format!("{}: own mount namespace", first.assignment());
-        return out;
-    }
-
-    let mut status = Status::Ok;
-    let mut parts: Vec<String> = Vec::new();
-    let mut blame = None;
-    if let Some(first) = loaded_sandboxing.first() {
-        // Undone by mountprop's drop-in (reset_namespacing), once systemd loads it.
-        status = Status::Drift;
-        let fix = if will_write {
-            "apply writes mountprop's drop-in, which resets it (reset_namespacing = true), and reloads"
+    /// The configuration will be right after a reload: what is loaded now, then where the
+    /// runtime runs.
+    fn configured(&self, d: &DropInPlan<'_>, loaded: MountFlags, out: &mut UnitPlan) {
+        let loaded_ok = dropin::satisfies(loaded, self.choice, self.version);
+        let loaded_sandboxing = if self.bidirectional() {
+            self.u.loaded_sandboxing(self.version)
         } else {
-            "mountprop's drop-in resets it (reset_namespacing = true), waiting for daemon-reload"
+            Vec::new()
         };
-        parts.push(format!(
-            "{loaded}; {first} gives it a mount namespace of its own; {fix}"
-        ));
-        blame = Some(Blame::from(first));
-    } else if !loaded_ok {
-        status = Status::Drift;
-        let from = loaded_blame.map_or(String::new(), |s| format!(" (set in {}:{})", s.path.display(), s.line));
-        let fix = match (will_write, image) {
-            (true, true) => "apply writes mountprop's drop-in",
-            (true, false) => "apply writes mountprop's drop-in and reloads",
-            (false, _) => "drop-in in place, waiting for daemon-reload",
-        };
-        parts.push(format!("{loaded}{from}; {fix}"));
-        blame = loaded_blame.map(Blame::from);
-    } else {
-        parts.push(loaded.to_string());
-    }
-    let pin = if will_write {
-        Some("apply pins it with mountprop's drop-in".to_string())
-    } else {
-        None
-    };
-    let short_where;
-    match &u.runtime {
-        None if image => {
-            short_where = "image";
-            parts.push("takes effect when the image boots".to_string());
-            if loaded_ok {
-                parts.extend(pin);
-            }
-        }
-        None => {
-            short_where = "not running";
-            parts.push(format!(
-                "{}, not running: takes effect at its next start",
-                u.props.active_state
-            ));
-            if loaded_ok {
-                parts.extend(pin);
-            }
-        }
-        Some(rt) => {
-            let needs = |n: Needed| {
-                if cfg.mount_flags == MountFlagsMode::Slave {
-                    Needed::Slave
-                } else {
-                    n
-                }
+        let mut status = Status::Ok;
+        let mut parts: Vec<String> = Vec::new();
+        let mut blame = None;
+        if let Some(first) = loaded_sandboxing.first() {
+            // Undone by mountprop's drop-in (reset_namespacing), once systemd loads it.
+            status = Status::Drift;
+            let fix = if d.will_write {
+                "apply writes mountprop's drop-in, which resets it (reset_namespacing = true), and reloads"
+            } else {
+                "mountprop's drop-in resets it (reset_namespacing = true), waiting for daemon-reload"
             };
-            match effective(rt, host, needs) {
-                Effective::Fine(how) => {
-                    short_where = if rt.same_ns_as_host {
-                        "host namespace"
-                    } else {
-                        "peer namespace"
-                    };
-                    parts.push(format!("MainPID {} {how}", rt.pid));
-                    if loaded_ok {
-                        parts.extend(pin);
-                    }
+            parts.push(format!(
+                "{loaded}; {first} gives it a mount namespace of its own; {fix}"
+            ));
+            blame = Some(Blame::from(first));
+        } else if !loaded_ok {
+            status = Status::Drift;
+            let from = d
+                .loaded_blame
+                .map_or(String::new(), |s| format!(" (set in {}:{})", s.path.display(), s.line));
+            let fix = match (d.will_write, self.image) {
+                (true, true) => "apply writes mountprop's drop-in",
+                (true, false) => "apply writes mountprop's drop-in and reloads",
+                (false, _) => "drop-in in place, waiting for daemon-reload",
+            };
+            parts.push(format!("{loaded}{from}; {fix}"));
+            blame = d.loaded_blame.map(Blame::from);
+        } else {
+            parts.push(loaded.to_string());
+        }
+        let pin = (d.will_write && loaded_ok).then(|| "apply pins it with mountprop's drop-in".to_string());
+        let fixed_now = loaded_ok && loaded_sandboxing.is_empty();
+        let short_where = self.where_it_runs(fixed_now, pin, &mut status, &mut parts, out);
+        out.set(status, parts.join("; "), blame);
+        out.verdict.short = format!("{loaded}, {short_where}");
+    }
+
+    /// Where the runtime runs now; a process that predates a configuration that is right is
+    /// restart pending. Returns the few words for summaries.
+    fn where_it_runs(
+        &self,
+        fixed_now: bool,
+        pin: Option<String>,
+        status: &mut Status,
+        parts: &mut Vec<String>,
+        out: &mut UnitPlan,
+    ) -> &'static str {
+        let u = self.u;
+        let Some(rt) = &u.runtime else {
+            if self.image {
+                parts.push("takes effect when the image boots".to_string());
+            } else {
+                parts.push(format!(
+                    "{}, not running: takes effect at its next start",
+                    u.props.active_state
+                ));
+            }
+            parts.extend(pin);
+            return if self.image { "image" } else { "not running" };
+        };
+        let slave_ok = !self.bidirectional();
+        let needs = |n: Needed| if slave_ok { Needed::Slave } else { n };
+        match effective(rt, self.host, needs) {
+            Effective::Fine(how, label) => {
+                parts.push(format!("MainPID {} {how}", rt.pid));
+                parts.extend(pin);
+                label
+            }
+            Effective::Unknown(why) => {
+                *status = (*status).max(Status::Unknown);
+                parts.push(format!("cannot inspect MainPID {}: {why}", rt.pid));
+                "runtime not inspectable"
+            }
+            Effective::Broken(how) => {
+                let todo = restart_or_mark(u, self.cfg, self.version, &mut out.then);
+                if fixed_now {
+                    *status = Status::RestartPending;
+                    parts[0] = format!("restart pending: {}", parts[0]);
                 }
-                Effective::Unknown(why) => {
-                    short_where = "runtime not inspectable";
-                    status = status.max(Status::Unknown);
-                    parts.push(format!("cannot inspect MainPID {}: {why}", rt.pid));
-                }
-                Effective::Broken(how) => {
-                    short_where = "restart pending";
-                    let todo = restart_or_mark(u, cfg, version, &mut out.then);
-                    if loaded_ok && loaded_sandboxing.is_empty() {
-                        status = Status::RestartPending;
-                        parts[0] = format!("restart pending: {loaded}");
-                    }
-                    parts.push(format!("but MainPID {} {how}", rt.pid));
-                    parts.push(todo);
-                }
+                parts.push(format!("but MainPID {} {how}", rt.pid));
+                parts.push(todo);
+                "restart pending"
             }
         }
     }
-    set(&mut out, status, parts.join("; "), blame);
-    out.verdict.short = format!("{loaded}, {short_where}");
-    out
 }
 
 /// Why a unit whose settings give it a mount namespace of its own breaks Bidirectional, and
@@ -727,7 +773,8 @@ fn restart_or_mark(u: &UnitFacts, cfg: &Config, version: Option<u32>, then: &mut
 }
 
 enum Effective {
-    Fine(String),
+    /// What it gets, and a few words for summaries.
+    Fine(String, &'static str),
     Broken(String),
     Unknown(String),
 }
@@ -738,9 +785,10 @@ fn effective(rt: &RuntimeView, host: &HostFacts, needs: impl Fn(Needed) -> Neede
         return Effective::Unknown(e.clone());
     }
     if rt.same_ns_as_host {
-        return Effective::Fine("runs in the host's mount namespace".into());
+        return Effective::Fine("runs in the host's mount namespace".into(), "host namespace");
     }
     let mut fine = Vec::new();
+    let mut only_receives = false;
     for (pf, theirs) in host.paths.iter().zip(&rt.paths) {
         let path = pf.rule.path.display();
         let Some(theirs) = theirs else {
@@ -753,6 +801,7 @@ fn effective(rt: &RuntimeView, host: &HostFacts, needs: impl Fn(Needed) -> Neede
                 fine.push(format!("{path} is a peer of the host's (shared:{group})"))
             }
             (Relation::Slave, Needed::Slave, _) => {
+                only_receives = true;
                 fine.push(format!("{path} receives the host's mounts ({})", theirs.propagation))
             }
             (_, _, None) => {
@@ -773,7 +822,13 @@ fn effective(rt: &RuntimeView, host: &HostFacts, needs: impl Fn(Needed) -> Neede
             }
         }
     }
-    Effective::Fine(format!("has its own mount namespace; {}", fine.join("; ")))
+    // A namespace that only receives is never called a peer.
+    let label = if only_receives {
+        "slave namespace"
+    } else {
+        "peer namespace"
+    };
+    Effective::Fine(format!("has its own mount namespace; {}", fine.join("; ")), label)
 }
 
 #[cfg(test)]

@@ -1383,5 +1383,7 @@ fn a_host_to_container_node_does_not_mind_a_namespace_that_receives() {
         &c,
     );
     assert_eq!(verdict(&p, "docker.service").status, Status::Ok, "{:#?}", p.verdicts);
+    // It only receives: never called a peer.
+    assert_eq!(verdict(&p, "docker.service").short, "MountFlags=slave, slave namespace");
     assert_eq!(p.status(), Status::Ok);
 }

@@ -1,53 +1,37 @@
 //! mountprop: keeps a node's mount propagation the way Kubernetes `mountPropagation` needs it.
 //!
-//! The engine is observe → plan → act → verify ([`engine`]): [`observe`] reads systemd, `/proc`
-//! and unit files into plain data, [`plan`] judges it (pure), [`act`] carries the plan out, and
-//! a second observation verifies what really happened.
+//! Three layers, each using only those below it:
+//! - [`node`]: what the node is and how it is read and written: the mount table
+//!   ([`node::mountinfo`], [`node::statmount`]), unit files ([`node::unitfile`],
+//!   [`node::namespacing`]), systemd over D-Bus ([`node::systemd`]), image trees
+//!   ([`node::image`]), mountprop's own files ([`node::ownfile`]) and safe writes
+//!   ([`node::atomicfile`]).
+//! - [`engine`]: observe → plan → act → verify. [`engine::observe`] reads the node into plain
+//!   data, [`engine::plan`] judges it (pure; [`engine::modes`] for the Kubernetes modes,
+//!   [`engine::dropin`] for the drop-in policy), [`engine::act`] carries the plan out, and a
+//!   second observation verifies what really happened; [`engine::probe`] is the live probe.
+//! - [`daemon`]: keeps the node fixed: the loop, the paths guard, event sources, the no-fight
+//!   limiter, state, metrics, sd_notify.
+//!
+//! On top, [`cli`] (reports, `revert`, logging) and `main.rs`. [`config`] is read by all.
 
 #[cfg(feature = "node")]
-pub mod act;
-#[cfg(feature = "node")]
-pub mod atomicfile;
+pub mod cli;
 pub mod config;
 #[cfg(feature = "node")]
 pub mod daemon;
 #[cfg(feature = "node")]
-pub mod dropin;
-#[cfg(feature = "node")]
 pub mod engine;
+pub mod node;
+
+// The library's public paths from before the layers, which tests, benches and the fuzz
+// targets use.
 #[cfg(feature = "node")]
-pub mod guard;
+pub use cli::{logging, report, revert};
 #[cfg(feature = "node")]
-pub mod image;
+pub use daemon::{guard, metrics, notify, ratelimit, state, watch};
 #[cfg(feature = "node")]
-pub mod logging;
+pub use engine::{act, dropin, modes, observe, plan, probe};
 #[cfg(feature = "node")]
-pub mod metrics;
-#[cfg(feature = "node")]
-pub mod modes;
-pub mod mountinfo;
-#[cfg(feature = "node")]
-pub mod namespacing;
-#[cfg(feature = "node")]
-pub mod notify;
-#[cfg(feature = "node")]
-pub mod observe;
-#[cfg(feature = "node")]
-pub mod plan;
-#[cfg(feature = "node")]
-pub mod probe;
-#[cfg(feature = "node")]
-pub mod ratelimit;
-#[cfg(feature = "node")]
-pub mod report;
-#[cfg(feature = "node")]
-pub mod revert;
-#[cfg(feature = "node")]
-pub mod state;
-#[cfg(feature = "node")]
-pub mod statmount;
-#[cfg(feature = "node")]
-pub mod systemd;
-pub mod unitfile;
-#[cfg(feature = "node")]
-pub mod watch;
+pub use node::{atomicfile, image, namespacing, statmount, systemd};
+pub use node::{mountinfo, unitfile};

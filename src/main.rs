@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use mountprop::cli::report::Report;
+use mountprop::cli::revert;
 use mountprop::config::{self, Config};
 use mountprop::engine;
-use mountprop::report::Report;
-use mountprop::revert;
-use mountprop::systemd::Systemd;
+use mountprop::node::systemd::Systemd;
 
 /// Keeps mount propagation working for Kubernetes mountPropagation: checks and fixes the
 /// container runtimes' MountFlags and the propagation of / and other paths.
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
     } else {
         cli.verbose
     };
-    mountprop::logging::init(mountprop::logging::level(verbose, cli.quiet));
+    mountprop::cli::logging::init(mountprop::cli::logging::level(verbose, cli.quiet));
     ExitCode::from(run(cli))
 }
 
@@ -139,8 +139,8 @@ fn run(cli: Cli) -> u8 {
         }
         Command::Daemon => mountprop::daemon::run(cli.config),
         Command::Status(out) => {
-            let path = mountprop::state::state_path();
-            match mountprop::state::State::read(&path) {
+            let path = mountprop::daemon::state::state_path();
+            match mountprop::daemon::state::State::read(&path) {
                 Ok(st) => {
                     if out.oneline {
                         println!("{}", st.status_line);

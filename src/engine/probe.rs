@@ -24,9 +24,9 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::stat::Mode;
 
-use crate::modes::ProbeResult;
-use crate::mountinfo::MountInfo;
-use crate::observe::Facts;
+use crate::engine::modes::ProbeResult;
+use crate::engine::observe::Facts;
+use crate::node::mountinfo::MountInfo;
 
 /// How long a whole probe may take unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,12 +1,19 @@
 //! `mountprop daemon`: fixes the node at boot, then keeps it fixed.
 //!
-//! Two threads do the work. The main loop waits in one poll(2) (see [`crate::watch`]) and runs
+//! Two threads do the work. The main loop waits in one poll(2) (see [`crate::daemon::watch`]) and runs
 //! a full check-and-fix (the same engine as `mountprop apply`) on a timer and soon after any
 //! event: systemd's signals, mountprop's drop-in files, a path the guard fixed. The paths guard
-//! ([`crate::guard`]) re-reads the paths' propagation every `probe_interval` and fixes a path
+//! ([`crate::daemon::guard`]) re-reads the paths' propagation every `probe_interval` and fixes a path
 //! at once without D-Bus, so a systemd that is slow to answer cannot hold that up. The
 //! watchdog is fed from the main loop, and only while the guard is going round too, so a hung
 //! loop of either is caught.
+
+pub mod guard;
+pub mod metrics;
+pub mod notify;
+pub mod ratelimit;
+pub mod state;
+pub mod watch;
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -15,15 +22,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::daemon::guard::{Shared, lock};
+use crate::daemon::ratelimit::Limiter;
+use crate::daemon::state::State;
+use crate::daemon::watch::Watch;
+use crate::engine::observe::ObserveError;
 use crate::engine::{self, Look};
-use crate::guard::{self, Shared, lock};
-use crate::notify;
-use crate::observe::ObserveError;
-use crate::ratelimit::Limiter;
-use crate::state::State;
-use crate::statmount;
-use crate::systemd::{Systemd, SystemdError};
-use crate::watch::Watch;
+use crate::node::statmount;
+use crate::node::systemd::{Systemd, SystemdError};
 
 /// No single call to systemd may hold the loop longer: a systemd swamped by mount churn must
 /// not stop paths from being fixed, or the watchdog from being fed.
@@ -131,7 +137,7 @@ impl Daemon {
     /// What a full round looks at: with the live propagation probe, when configured.
     fn full_look(cfg: &Config) -> Look {
         if cfg.daemon.live_probe {
-            Look::Probe(crate::probe::DEFAULT_TIMEOUT)
+            Look::Probe(crate::engine::probe::DEFAULT_TIMEOUT)
         } else {
             Look::Everything
         }
@@ -265,7 +271,7 @@ impl Daemon {
         &mut self,
         sys: &Systemd,
         trigger: &'static str,
-    ) -> Result<(engine::Applied, Vec<crate::ratelimit::Suppressed>), ObserveError> {
+    ) -> Result<(engine::Applied, Vec<crate::daemon::ratelimit::Suppressed>), ObserveError> {
         let cfg = self.cfg();
         let node = engine::Node::Live(sys);
         let look = Self::full_look(&cfg);
@@ -295,7 +301,7 @@ impl Daemon {
             && !applied.outcomes.iter().any(|o| o.failed())
         {
             let (again, _) = lock(&self.shared.limiter).filter(&after.plan.actions, Instant::now());
-            if again.iter().any(|a| crate::ratelimit::target_of(a).is_some()) {
+            if again.iter().any(|a| crate::daemon::ratelimit::target_of(a).is_some()) {
                 self.schedule(Instant::now(), "undone while verifying");
             }
         }

@@ -1,14 +1,22 @@
 //! observe → plan → act → verify: the one engine that `check`, `apply` and (later) the daemon
 //! and the offline mode drive.
 
-pub use crate::act::Node;
+pub mod act;
+pub mod dropin;
+pub mod modes;
+pub mod observe;
+pub mod plan;
+pub mod probe;
+pub mod summary;
+pub mod verdict;
+
+pub use crate::engine::act::Node;
 use std::time::Duration;
 
-use crate::act::{self, Host, Outcome};
 use crate::config::Config;
-use crate::observe::{self, Facts, ObserveError};
-use crate::plan::{self, Action, Plan, Status};
-use crate::probe;
+use crate::engine::act::{Host, Outcome};
+use crate::engine::observe::{Facts, ObserveError};
+use crate::engine::plan::{Action, Plan, Status};
 
 /// A read-only look: facts and what they mean.
 pub struct Checked {

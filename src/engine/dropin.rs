@@ -1,15 +1,11 @@
 //! mountprop's own drop-in: what it says, which systemd needs which value, and how mountprop
 //! recognizes a file as its own (it never touches any other).
 
-use std::path::{Path, PathBuf};
-
 use serde::Serialize;
 
 use crate::config::MountFlagsMode;
-use crate::unitfile::MountFlags;
-
-/// First line of every drop-in mountprop writes; the mark by which it knows its own files.
-pub const HEADER: &str = "# Managed by mountprop.";
+pub use crate::node::ownfile::{HEADER, dir_for, is_ours};
+use crate::node::unitfile::MountFlags;
 
 /// The value mountprop's drop-in sets, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,7 +71,7 @@ pub fn render(choice: &Choice) -> String {
     )
 }
 
-/// The drop-in's text with `resets` (`Key=value` lines from [`crate::namespacing::resets`])
+/// The drop-in's text with `resets` (`Key=value` lines from [`crate::node::namespacing::resets`])
 /// after `MountFlags=`: with none, exactly [`render`].
 pub fn render_resetting(choice: &Choice, resets: &[String]) -> String {
     let mut text = render(choice);
@@ -92,20 +88,11 @@ pub fn render_resetting(choice: &Choice, resets: &[String]) -> String {
     text
 }
 
-/// Whether `content` is a file mountprop wrote.
-pub fn is_ours(content: &[u8]) -> bool {
-    content.starts_with(HEADER.as_bytes())
-}
-
-/// `<root>/etc/systemd/system/<unit>.d`.
-pub fn dir_for(root: &Path, unit: &str) -> PathBuf {
-    root.join("etc/systemd/system").join(format!("{unit}.d"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::unitfile::mount_flags_settings;
+    use crate::node::unitfile::mount_flags_settings;
+    use std::path::Path;
 
     #[test]
     fn version_table() {

@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::act::ActionResult;
 use crate::config::Config;
+use crate::daemon::metrics;
+use crate::daemon::notify;
+use crate::daemon::ratelimit::{Limiter, Suppressed};
+use crate::daemon::state::State;
+use crate::engine::act::ActionResult;
 use crate::engine::{self, Applied, Checked, Look, Node};
-use crate::metrics;
-use crate::mountinfo::{MountInfo, Propagation};
-use crate::notify;
-use crate::ratelimit::{Limiter, Suppressed};
-use crate::state::State;
-use crate::statmount;
+use crate::node::mountinfo::{MountInfo, Propagation};
+use crate::node::statmount;
 
 /// With only mountinfo to read, a re-read costs milliseconds on a big table: not more often.
 const SLOW_PERIOD_MIN: Duration = Duration::from_secs(2);
@@ -242,6 +242,6 @@ impl Guard {
         }
         self.shared.publish();
         // The units and the Kubernetes modes: the main loop's full round, soon.
-        let _ = nix::unistd::write(&self.waker, &[crate::watch::EV_PATHS]);
+        let _ = nix::unistd::write(&self.waker, &[crate::daemon::watch::EV_PATHS]);
     }
 }

@@ -1,7 +1,7 @@
 //! What wakes the daemon's main loop: a change of mountprop's drop-in directories, a systemd
 //! signal about the watched units, the paths guard asking for a full round, and Unix signals.
 //! All of them arrive as readiness on a few file descriptors, so the loop waits in a single
-//! poll(2). (The mount table is the guard's to watch: [`crate::guard`].)
+//! poll(2). (The mount table is the guard's to watch: [`crate::daemon::guard`].)
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -17,7 +17,7 @@ use nix::unistd::{pipe2, read, write};
 use zbus::MatchRule;
 use zbus::message::Type as MsgType;
 
-use crate::systemd::unit_object_path;
+use crate::node::systemd::unit_object_path;
 
 /// Bytes the D-Bus watcher writes into the wake pipe.
 const EV_SYSTEMD: u8 = b'e';
@@ -202,15 +202,15 @@ fn listen_to_systemd(units: &Mutex<Vec<String>>, wake: &OwnedFd) {
 }
 
 async fn listen_once(units: &Mutex<Vec<String>>, wake: &OwnedFd) -> zbus::Result<()> {
-    let address = crate::systemd::bus_address();
+    let address = crate::node::systemd::bus_address();
     let conn = zbus::connection::Builder::address(address.as_str()).build().await?;
     let rule = MatchRule::builder()
         .msg_type(MsgType::Signal)
         .sender("org.freedesktop.systemd1")
         .build()?;
-    let mut stream = crate::systemd::subscribed(&conn, rule).await?;
+    let mut stream = crate::node::systemd::subscribed(&conn, rule).await?;
     let _ = write(wake, &[EV_BUS_BACK]);
-    while let Some(msg) = crate::systemd::next(&mut stream).await {
+    while let Some(msg) = crate::node::systemd::next(&mut stream).await {
         let msg = msg?;
         let watched = units.lock().map(|u| u.clone()).unwrap_or_default();
         if relevant(&msg, &watched) {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Action;
+use crate::engine::plan::Action;
 
 /// The thing an action fixes; `None` for actions that only follow others (reload, marker).
 pub fn target_of(action: &Action) -> Option<String> {

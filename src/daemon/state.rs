@@ -8,13 +8,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::act::{ActionResult, Outcome};
-use crate::atomicfile::{Dir, FileError};
 use crate::config::KubeMode;
+use crate::daemon::ratelimit::Suppressed;
 use crate::engine::Checked;
-use crate::modes::ModeVerdict;
-use crate::plan::{Status, Verdict};
-use crate::ratelimit::Suppressed;
+use crate::engine::act::{ActionResult, Outcome};
+use crate::engine::modes::ModeVerdict;
+use crate::engine::verdict::{Status, Verdict};
+use crate::node::atomicfile::{Dir, FileError};
 
 pub const STATE_DIR: &str = "/run/mountprop";
 pub const STATE_FILE: &str = "state.json";
@@ -165,7 +165,7 @@ impl State {
         self.status = if outcomes.iter().any(Outcome::failed) {
             Status::Unknown
         } else {
-            crate::plan::worst(&self.verdicts)
+            crate::engine::verdict::worst(&self.verdicts)
         };
         self.record(outcomes);
         self.status_line = self.compose_status_line();
@@ -243,7 +243,7 @@ impl State {
     }
 
     fn verdict_summary(&self) -> String {
-        let line = crate::report::one_line(&self.verdicts, &self.modes, self.required_mode);
+        let line = crate::engine::summary::one_line(&self.verdicts, &self.modes, self.required_mode);
         if line.starts_with("ok: ") {
             format!("{line}; next check {}s", self.interval_secs)
         } else {
@@ -434,7 +434,7 @@ mod tests {
             mode: KubeMode::Bidirectional,
             works,
             reason: reason.into(),
-            decided_by: crate::modes::Decider::Flags,
+            decided_by: crate::engine::modes::Decider::Flags,
             blame: None,
             disagreement: None,
         };
@@ -462,8 +462,8 @@ mod tests {
     #[test]
     fn a_paths_round_replaces_path_verdicts_and_keeps_the_rest() {
         use crate::engine::Checked;
-        use crate::mountinfo::{MountSummary, Propagation};
-        use crate::observe::{Facts, HostFacts, Scope, SystemdInfo};
+        use crate::engine::observe::{Facts, HostFacts, Scope, SystemdInfo};
+        use crate::node::mountinfo::{MountSummary, Propagation};
         let mut s = State::new("cfg".into(), 60);
         s.bus.connected = true;
         s.verdicts = vec![
@@ -491,7 +491,7 @@ mod tests {
                 own_namespace: Some(false),
                 first_mount: Some(43),
                 container: None,
-                paths: vec![crate::observe::PathFacts {
+                paths: vec![crate::engine::observe::PathFacts {
                     rule: crate::config::PathRule {
                         path: "/".into(),
                         propagation: crate::config::Needed::Shared,
@@ -506,7 +506,7 @@ mod tests {
             image: None,
             probe: None,
         };
-        let plan = crate::plan::plan(&facts, &crate::config::Config::default());
+        let plan = crate::engine::plan::plan(&facts, &crate::config::Config::default());
         s.paths_checked(&Checked { facts, plan }, &[], Vec::new());
         assert_eq!(s.verdicts.len(), 2);
         assert_eq!(s.verdicts[0].status, Status::Ok);

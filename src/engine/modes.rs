@@ -1,7 +1,7 @@
 //! The question users really ask: which Kubernetes `mountPropagation` modes work for pods on
 //! this node, judged at `/` and at the kubelet's volume root, for every container runtime (and
 //! the kubelet's own namespace when it runs). Pure: from facts and unit verdicts, and from the
-//! live probe's results when one ran ([`crate::probe`]); the probe overrides what the flags
+//! live probe's results when one ran ([`crate::engine::probe`]); the probe overrides what the flags
 //! suggest wherever it reached.
 
 use std::fmt;
@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::KubeMode;
-use crate::mountinfo::MountSummary;
-use crate::observe::{Facts, Point, RuntimeView};
-use crate::plan::{Status, Verdict};
-use crate::unitfile::MountFlags;
+pub use crate::engine::observe::ProbeResult;
+use crate::engine::observe::{Facts, Point, RuntimeView};
+use crate::engine::verdict::{Status, Verdict};
+use crate::node::mountinfo::MountSummary;
+use crate::node::unitfile::MountFlags;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -48,20 +49,6 @@ pub struct ModeBlame {
     /// Judged from where a stopped unit will start, not from a running process.
     #[serde(default)]
     pub predicted: bool,
-}
-
-/// What the live probe saw for one namespace at one point.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeResult {
-    pub subject: String,
-    pub point: PathBuf,
-    /// A tmpfs mounted on the host appeared in the namespace.
-    pub host_to_container: Option<bool>,
-    /// A tmpfs mounted in the namespace appeared on the host.
-    pub container_to_host: Option<bool>,
-    /// Why a direction could not be tested.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// How a namespace relates to the host's at one point: who receives a mount made there.

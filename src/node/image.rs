@@ -7,9 +7,10 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::observe::{OwnDropIn, OwnState, UnitFile};
-use crate::systemd::UnitProps;
-use crate::unitfile::{self, MountFlags, SYSTEM_UNIT_PATH};
+use crate::node::ownfile::{OwnDropIn, OwnState};
+use crate::node::systemd::UnitProps;
+use crate::node::unitfile::{self, MountFlags, SYSTEM_UNIT_PATH};
+use crate::node::unitfiles::UnitFile;
 
 /// Where a path inside the tree leads.
 #[derive(Debug, Clone, PartialEq, Eq)]

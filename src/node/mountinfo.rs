@@ -573,10 +573,10 @@ mod tests {
 
     // Captured on this project's machines: the host (no systemd, `/` private) and a systemd
     // sandbox after `mount --make-rshared /` with a slave service.
-    const HOST: &str = include_str!("../tests/fixtures/mountinfo/host-private.txt");
-    const SANDBOX_SHARED: &str = include_str!("../tests/fixtures/mountinfo/sandbox-rshared.txt");
-    const SERVICE_SLAVE: &str = include_str!("../tests/fixtures/mountinfo/service-slave.txt");
-    const SERVICE_PRIVATETMP: &str = include_str!("../tests/fixtures/mountinfo/service-privatetmp.txt");
+    const HOST: &str = include_str!("../../tests/fixtures/mountinfo/host-private.txt");
+    const SANDBOX_SHARED: &str = include_str!("../../tests/fixtures/mountinfo/sandbox-rshared.txt");
+    const SERVICE_SLAVE: &str = include_str!("../../tests/fixtures/mountinfo/service-slave.txt");
+    const SERVICE_PRIVATETMP: &str = include_str!("../../tests/fixtures/mountinfo/service-privatetmp.txt");
 
     #[test]
     fn parses_every_field_of_a_plain_line() {

@@ -1,19 +1,20 @@
 //! Gathers what is true now, from systemd, `/proc` and the unit files on disk, into plain data
-//! that [`crate::plan`] can judge without touching anything.
+//! that [`crate::engine::plan`] can judge without touching anything.
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::atomicfile::{Dir, Entry, FileError};
 use crate::config::{Config, PathRule};
-use crate::dropin;
-use crate::modes::ProbeResult;
-use crate::mountinfo::{self, MountInfo, MountInfoError, MountSummary};
-use crate::namespacing;
-use crate::statmount;
-use crate::systemd::{Systemd, SystemdError, UnitProps, parse_version};
-use crate::unitfile::{self, MountFlagsSetting};
+use crate::engine::dropin;
+use crate::node::atomicfile::{Dir, Entry, FileError};
+use crate::node::mountinfo::{self, MountInfo, MountInfoError, MountSummary};
+use crate::node::namespacing;
+pub use crate::node::ownfile::{OwnDropIn, OwnState};
+use crate::node::statmount;
+use crate::node::systemd::{Systemd, SystemdError, UnitProps, parse_version};
+use crate::node::unitfile;
+pub use crate::node::unitfiles::UnitFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
@@ -45,14 +46,28 @@ pub struct Facts {
     pub kubelet: Option<KubeletFacts>,
     /// Set when the facts come from an image tree (`--root`), not a running node.
     pub image: Option<ImageFacts>,
-    /// What the live probe saw, when one ran ([`crate::probe`]).
+    /// What the live probe saw, when one ran ([`crate::engine::probe`]).
     pub probe: Option<Vec<ProbeResult>>,
+}
+
+/// What the live probe saw for one namespace at one point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub subject: String,
+    pub point: PathBuf,
+    /// A tmpfs mounted on the host appeared in the namespace.
+    pub host_to_container: Option<bool>,
+    /// A tmpfs mounted in the namespace appeared on the host.
+    pub container_to_host: Option<bool>,
+    /// Why a direction could not be tested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageFacts {
     pub root: PathBuf,
-    pub service: crate::image::ServiceInstall,
+    pub service: crate::node::image::ServiceInstall,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,74 +139,6 @@ impl UnitFacts {
             self.files.iter().filter(|f| f.loaded).map(|f| f.sandboxing.as_slice()),
             version,
         )
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct OwnDropIn {
-    pub path: PathBuf,
-    pub state: OwnState,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "state", content = "detail")]
-pub enum OwnState {
-    Missing,
-    /// A file with mountprop's header, and its content.
-    Ours(String),
-    /// A file by that name that mountprop did not write.
-    Foreign,
-    /// The `.d` directory or the file is a symlink, or not what it should be.
-    Refused(String),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct UnitFile {
-    pub path: PathBuf,
-    /// systemd has it loaded now (fragment or in `DropInPaths`).
-    pub loaded: bool,
-    pub own: bool,
-    pub settings: Vec<MountFlagsSetting>,
-    /// Its lines that give the unit a mount namespace of its own, whatever `MountFlags=` says.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub sandboxing: Vec<namespacing::Setting>,
-    pub error: Option<String>,
-}
-
-impl UnitFile {
-    /// A unit file or drop-in as read from disk (`shown` is the path reports give).
-    pub fn from_read(shown: &Path, read: std::io::Result<Vec<u8>>, loaded: bool, own: bool) -> Self {
-        let (settings, sandboxing, error) = match read {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                (
-                    unitfile::mount_flags_settings(shown, &text),
-                    namespacing::settings(shown, &text),
-                    None,
-                )
-            }
-            Err(e) => (Vec::new(), Vec::new(), Some(e.to_string())),
-        };
-        Self {
-            path: shown.to_path_buf(),
-            loaded,
-            own,
-            settings,
-            sandboxing,
-            error,
-        }
-    }
-
-    /// Where mountprop's own drop-in goes, before it exists.
-    pub fn own_missing(path: PathBuf, loaded: bool) -> Self {
-        Self {
-            path,
-            loaded,
-            own: true,
-            settings: Vec::new(),
-            sandboxing: Vec::new(),
-            error: None,
-        }
     }
 }
 
@@ -290,7 +237,7 @@ pub fn observe_paths(cfg: &Config) -> Result<Facts, ObserveError> {
 /// Reads an image tree at `root` the way its systemd will when it boots. Nothing is mounted in
 /// a tree, so paths are not judged here; the node's daemon does that at boot.
 pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
-    let found = crate::image::systemd_version(root);
+    let found = crate::node::image::systemd_version(root);
     let systemd = SystemdInfo {
         version: found.as_ref().map(|(v, _)| *v),
         version_string: match &found {
@@ -315,7 +262,7 @@ pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
                 state: read_own_beneath(root, &dir, &cfg.dropin_name),
                 path: dir.join(&cfg.dropin_name),
             };
-            let found = crate::image::unit(root, name, &own);
+            let found = crate::node::image::unit(root, name, &own);
             UnitFacts {
                 name: name.clone(),
                 props: found.props,
@@ -333,7 +280,7 @@ pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
         kubelet: None,
         image: Some(ImageFacts {
             root: root.to_path_buf(),
-            service: crate::image::service_install(root),
+            service: crate::node::image::service_install(root),
         }),
         probe: None,
     }

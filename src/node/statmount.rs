@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use nix::libc;
 
-use crate::mountinfo::{MountSummary, Propagation};
+use crate::node::mountinfo::{MountSummary, Propagation};
 
 const SYS_STATMOUNT: libc::c_long = 457;
 const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
@@ -226,7 +226,7 @@ pub fn available() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mountinfo::MountInfo;
+    use crate::node::mountinfo::MountInfo;
 
     #[test]
     fn layout_matches_the_kernel_abi() {

@@ -7,11 +7,11 @@ use std::path::Path;
 use nix::mount::{MsFlags, mount};
 use serde::Serialize;
 
-use crate::atomicfile::{Dir, Entry};
 use crate::config::Config;
-use crate::dropin;
-use crate::plan::Action;
-use crate::systemd::Systemd;
+use crate::engine::dropin;
+use crate::engine::plan::Action;
+use crate::node::atomicfile::{Dir, Entry};
+use crate::node::systemd::Systemd;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
@@ -129,7 +129,7 @@ fn after_reload(
     failed_units: &[&str],
     reload_failed: bool,
     what: &'static str,
-    call: impl FnOnce() -> Result<(), crate::systemd::SystemdError>,
+    call: impl FnOnce() -> Result<(), crate::node::systemd::SystemdError>,
 ) -> ActionResult {
     if failed_units.contains(&unit) || reload_failed {
         return ActionResult::Skipped("its drop-in is not in effect".into());
@@ -168,7 +168,7 @@ fn make_shared(mount_point: &Path, for_paths: &[std::path::PathBuf]) -> ActionRe
 
 /// Opens (creating) the directory `dir` on `node`: below an image's root without following any
 /// symlink on the way, on a live node as the path says.
-fn open_dir(node: Node<'_>, dir: &Path) -> Result<Dir, crate::atomicfile::FileError> {
+fn open_dir(node: Node<'_>, dir: &Path) -> Result<Dir, crate::node::atomicfile::FileError> {
     match node {
         Node::Live(_) | Node::Host => Dir::open(dir, Some(0o755)),
         Node::Image(root) => Dir::open_beneath(root, dir.strip_prefix(root).unwrap_or(dir), true),

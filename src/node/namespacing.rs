@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::unitfile;
+use crate::node::unitfile;
 
 /// How a setting's value decides whether it asks for a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::atomicfile::{Dir, Entry};
 use crate::config::Config;
-use crate::dropin;
-use crate::systemd::Systemd;
+use crate::engine::dropin;
+use crate::node::atomicfile::{Dir, Entry};
+use crate::node::systemd::Systemd;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Reverted {
@@ -46,7 +46,7 @@ pub fn revert(target: Target<'_>, cfg: &Config) -> Reverted {
     };
     let units_dir = match units_dir {
         Ok(d) => d,
-        Err(crate::atomicfile::FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+        Err(crate::node::atomicfile::FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return out;
         }
         Err(e) => {

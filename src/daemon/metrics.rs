@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::atomicfile::{Dir, FileError};
-use crate::plan::Status;
-use crate::state::State;
+use crate::daemon::state::State;
+use crate::engine::verdict::Status;
+use crate::node::atomicfile::{Dir, FileError};
 
 /// Label values escaped per the text exposition format.
 fn label(v: &str) -> String {
@@ -100,7 +100,7 @@ pub fn write(path: &Path, s: &State) -> Result<(), FileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Verdict;
+    use crate::engine::verdict::Verdict;
 
     #[test]
     fn renders_the_documented_metrics() {

@@ -5,12 +5,14 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::act::{ActionResult, Outcome};
 use crate::config::KubeMode;
+use crate::engine::act::{ActionResult, Outcome};
+use crate::engine::modes::{ModeVerdict, ProbeResult};
+use crate::engine::observe::SystemdInfo;
+use crate::engine::plan::Action;
+use crate::engine::summary;
+use crate::engine::verdict::{Status, Verdict};
 use crate::engine::{Applied, Checked};
-use crate::modes::{self, ModeVerdict, ProbeResult};
-use crate::observe::SystemdInfo;
-use crate::plan::{Action, Status, Verdict};
 
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
@@ -39,41 +41,6 @@ pub struct Report<'a> {
     /// What the live probe saw (`mountprop probe`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<&'a [ProbeResult]>,
-}
-
-/// One line a person, or node-problem-detector, can act on: the worst thing first, naming the
-/// unit, file:line and setting, or the mount; when all is well, what is and what works.
-pub fn one_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode) -> String {
-    let worst = crate::plan::worst(verdicts);
-    if worst != Status::Ok {
-        let bad: Vec<&Verdict> = verdicts.iter().filter(|v| v.status == worst).collect();
-        let more = if bad.len() > 1 {
-            format!(" (+{} more)", bad.len() - 1)
-        } else {
-            String::new()
-        };
-        return format!("{}: {} {}{more}", worst.label(), bad[0].subject, bad[0].detail);
-    }
-    let mode = modes::required(modes, required);
-    if let Some(m) = mode.filter(|m| !m.works) {
-        return format!("DRIFT: {m}");
-    }
-    let mut parts: Vec<String> = verdicts
-        .iter()
-        .map(|v| match v.status {
-            Status::NotInstalled => format!("{} absent", v.subject),
-            _ => format!("{} {}", v.subject, v.short),
-        })
-        .collect();
-    if let Some(m) = mode {
-        let by = if m.decided_by == modes::Decider::Probe {
-            " (live probe)"
-        } else {
-            ""
-        };
-        parts.push(format!("{} works{by}", m.mode));
-    }
-    format!("ok: {}", parts.join("; "))
 }
 
 fn mount_flags(c: &Checked) -> BTreeMap<&str, u64> {
@@ -112,7 +79,7 @@ impl<'a> Report<'a> {
     }
 
     pub fn one_line(&self) -> String {
-        one_line(self.verdicts, self.modes, self.required_mode)
+        summary::one_line(self.verdicts, self.modes, self.required_mode)
     }
 
     pub fn for_apply(a: &'a Applied, config: String, dry_run: bool) -> Self {

@@ -4,16 +4,18 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::{Config, KubeMode, MountFlagsMode, Needed, RestartPolicy};
-use crate::dropin::{self, Choice};
-use crate::image::WantsLink;
-use crate::modes::{self, ModeVerdict, Relation};
-use crate::mountinfo::MountSummary;
-use crate::namespacing;
-use crate::observe::{Facts, HostFacts, ImageFacts, OwnState, PathFacts, RuntimeView, Scope, UnitFacts};
-use crate::unitfile::{MountFlags, MountFlagsSetting};
+use crate::engine::dropin::{self, Choice};
+use crate::engine::modes::{self, ModeVerdict, Relation};
+use crate::engine::observe::{Facts, HostFacts, ImageFacts, PathFacts, RuntimeView, Scope, UnitFacts};
+pub use crate::engine::verdict::{Blame, Status, Verdict, worst};
+use crate::node::image::WantsLink;
+use crate::node::mountinfo::MountSummary;
+use crate::node::namespacing;
+use crate::node::ownfile::OwnState;
+use crate::node::unitfile::{MountFlags, MountFlagsSetting};
 
 /// systemd gained unit markers (`systemctl reload-or-restart --marked`) in 248.
 const MARKERS_SINCE: u32 = 248;
@@ -77,80 +79,6 @@ impl fmt::Display for Action {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Ok,
-    NotInstalled,
-    /// Fixed in the configuration; the running runtime still has the old namespace.
-    RestartPending,
-    Drift,
-    /// Could not be judged.
-    Unknown,
-}
-
-impl Status {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Status::Ok | Status::NotInstalled => 0,
-            Status::Drift | Status::RestartPending => 1,
-            Status::Unknown => 2,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::NotInstalled => "absent",
-            Status::RestartPending => "PENDING",
-            Status::Drift => "DRIFT",
-            Status::Unknown => "UNKNOWN",
-        }
-    }
-}
-
-/// The file, line and setting to blame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Blame {
-    pub file: PathBuf,
-    pub line: usize,
-    pub setting: String,
-}
-
-impl From<&namespacing::Setting> for Blame {
-    fn from(s: &namespacing::Setting) -> Self {
-        Self {
-            file: s.path.clone(),
-            line: s.line,
-            setting: s.assignment(),
-        }
-    }
-}
-
-impl From<&MountFlagsSetting> for Blame {
-    fn from(s: &MountFlagsSetting) -> Self {
-        Self {
-            file: s.path.clone(),
-            line: s.line,
-            setting: format!("MountFlags={}", s.value.as_value()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verdict {
-    /// A unit name or a path.
-    pub subject: String,
-    pub status: Status,
-    /// One line a person can act on.
-    pub detail: String,
-    /// A few words for summaries such as the daemon's STATUS line.
-    #[serde(default)]
-    pub short: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blame: Option<Blame>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub verdicts: Vec<Verdict>,
@@ -169,21 +97,6 @@ impl Plan {
     pub fn status(&self) -> Status {
         worst(&self.verdicts).max(modes::status(&self.modes, self.required_mode, &self.verdicts))
     }
-}
-
-/// The worst of some verdicts; a unit that is not installed counts as ok.
-pub fn worst(verdicts: &[Verdict]) -> Status {
-    verdicts
-        .iter()
-        .map(|v| {
-            if v.status == Status::NotInstalled {
-                Status::Ok
-            } else {
-                v.status
-            }
-        })
-        .max()
-        .unwrap_or(Status::Ok)
 }
 
 pub fn plan(facts: &Facts, cfg: &Config) -> Plan {

@@ -1,0 +1,41 @@
+//! The one-line summary of a check: what `--oneline`, node-problem-detector and the daemon's
+//! STATUS show.
+
+use crate::config::KubeMode;
+use crate::engine::modes::{self, ModeVerdict};
+use crate::engine::verdict::{Status, Verdict, worst};
+
+/// One line a person, or node-problem-detector, can act on: the worst thing first, naming the
+/// unit, file:line and setting, or the mount; when all is well, what is and what works.
+pub fn one_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode) -> String {
+    let worst = worst(verdicts);
+    if worst != Status::Ok {
+        let bad: Vec<&Verdict> = verdicts.iter().filter(|v| v.status == worst).collect();
+        let more = if bad.len() > 1 {
+            format!(" (+{} more)", bad.len() - 1)
+        } else {
+            String::new()
+        };
+        return format!("{}: {} {}{more}", worst.label(), bad[0].subject, bad[0].detail);
+    }
+    let mode = modes::required(modes, required);
+    if let Some(m) = mode.filter(|m| !m.works) {
+        return format!("DRIFT: {m}");
+    }
+    let mut parts: Vec<String> = verdicts
+        .iter()
+        .map(|v| match v.status {
+            Status::NotInstalled => format!("{} absent", v.subject),
+            _ => format!("{} {}", v.subject, v.short),
+        })
+        .collect();
+    if let Some(m) = mode {
+        let by = if m.decided_by == modes::Decider::Probe {
+            " (live probe)"
+        } else {
+            ""
+        };
+        parts.push(format!("{} works{by}", m.mode));
+    }
+    format!("ok: {}", parts.join("; "))
+}

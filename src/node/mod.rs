@@ -1,0 +1,18 @@
+//! What the node is, and how mountprop reads and writes it. Nothing here judges anything.
+
+#[cfg(feature = "node")]
+pub mod atomicfile;
+#[cfg(feature = "node")]
+pub mod image;
+pub mod mountinfo;
+#[cfg(feature = "node")]
+pub mod namespacing;
+#[cfg(feature = "node")]
+pub mod ownfile;
+#[cfg(feature = "node")]
+pub mod statmount;
+#[cfg(feature = "node")]
+pub mod systemd;
+pub mod unitfile;
+#[cfg(feature = "node")]
+pub mod unitfiles;

@@ -219,7 +219,8 @@ pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
             if let Some(results) = &facts.probe
                 && mode != KubeMode::None
             {
-                apply_probe(&mut v, results);
+                let kubelet = facts.kubelet.as_ref().map(|k| k.name.as_str());
+                apply_probe(&mut v, results, kubelet);
             }
             v
         })
@@ -321,10 +322,13 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeV
     verdict(mode, true, format!("{}; {who}", where_.join(", ")), None)
 }
 
-/// What a probe result says about `mode`: `None` where it could not tell.
-fn probed(mode: KubeMode, r: &ProbeResult) -> Option<bool> {
+/// What a probe result says about `mode`: `None` where it could not tell. For a runtime,
+/// HostToContainer needs host mounts to reach a copy of its namespace; for the kubelet, the
+/// volumes it mounts must reach the host (and so the runtimes), so that is the direction.
+fn probed(mode: KubeMode, r: &ProbeResult, kubelet: Option<&str>) -> Option<bool> {
     match mode {
         KubeMode::None => Some(true),
+        KubeMode::HostToContainer if kubelet == Some(r.subject.as_str()) => r.container_to_host,
         KubeMode::HostToContainer => r.host_to_container,
         KubeMode::Bidirectional => match (r.host_to_container, r.container_to_host) {
             (Some(a), Some(b)) => Some(a && b),
@@ -340,10 +344,10 @@ fn covers(r: &ProbeResult, b: &ModeBlame) -> bool {
 }
 
 /// The probe decides where it reached; where it disagrees with the flags, both are said.
-fn apply_probe(v: &mut ModeVerdict, results: &[ProbeResult]) {
+fn apply_probe(v: &mut ModeVerdict, results: &[ProbeResult], kubelet: Option<&str>) {
     let conclusive: Vec<(&ProbeResult, bool)> = results
         .iter()
-        .filter_map(|r| probed(v.mode, r).map(|ok| (r, ok)))
+        .filter_map(|r| probed(v.mode, r, kubelet).map(|ok| (r, ok)))
         .collect();
     if conclusive.is_empty() {
         let why = results
@@ -354,7 +358,9 @@ fn apply_probe(v: &mut ModeVerdict, results: &[ProbeResult]) {
         return;
     }
     if let Some((r, _)) = conclusive.iter().find(|(_, ok)| !ok) {
-        let dir = if r.host_to_container == Some(false) {
+        let dir = if r.host_to_container == Some(false)
+            && !(v.mode == KubeMode::HostToContainer && kubelet == Some(r.subject.as_str()))
+        {
             "a tmpfs mounted on the host did not appear in its namespace"
         } else {
             "a tmpfs mounted in its namespace did not appear on the host"

@@ -1387,3 +1387,34 @@ fn a_host_to_container_node_does_not_mind_a_namespace_that_receives() {
     assert_eq!(verdict(&p, "docker.service").short, "MountFlags=slave, slave namespace");
     assert_eq!(p.status(), Status::Ok);
 }
+
+#[test]
+fn modes_the_probe_judges_the_kubelet_by_what_it_sends() {
+    // The kubelet's own mounts must reach the host for any pod volume to work: its probe
+    // direction for HostToContainer is kubelet -> host.
+    let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(own_ns_at_points(77, shared(1))),
+    });
+    f.probe = Some(vec![probe(
+        "kubelet.service",
+        "/var/lib/kubelet",
+        Some(true),
+        Some(false),
+    )]);
+    let p = plan(&f, &cfg());
+    let h = mode(&p, KubeMode::HostToContainer);
+    assert!(!h.works, "{h:#?}");
+    assert_eq!(
+        h.reason,
+        "kubelet.service at /var/lib/kubelet: a tmpfs mounted in its namespace did not appear on the host (live probe)"
+    );
+    f.probe = Some(vec![probe(
+        "kubelet.service",
+        "/var/lib/kubelet",
+        Some(false),
+        Some(true),
+    )]);
+    assert!(mode(&plan(&f, &cfg()), KubeMode::HostToContainer).works);
+}

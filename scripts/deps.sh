@@ -6,8 +6,9 @@ set -euo pipefail
 # docker.io and busybox-static: the real-Docker scenario and the demo run the real dockerd.
 # rpm: rpmbuild builds the .rpm, rpm inspects it; debootstrap, squashfs-tools: the image recipes and their tests.
 # gcc-aarch64-linux-gnu: the arm64 build's linker; qemu-user-static: its tests; cpio: unpacking .rpms.
+# lintian, rpmlint: the packages' lint tests; man-db: rendering the man pages.
 pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps docker.io busybox-static iptables
-      rpm debootstrap squashfs-tools gcc-aarch64-linux-gnu qemu-user-static cpio)
+      rpm debootstrap squashfs-tools gcc-aarch64-linux-gnu qemu-user-static cpio lintian rpmlint man-db)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,7 +10,9 @@
 # into target/packages/, or into the directory given as a second argument. File times come from
 # SOURCE_DATE_EPOCH (default: the last commit), so the same binary gives byte-identical packages.
 # The binaries: cargo's release builds for x86_64- and aarch64-unknown-linux-musl, without their
-# .comment section, staged as target/dist/<arch>/mountprop.
+# .comment section, staged as target/dist/<arch>/mountprop. Both formats also carry the man pages
+# (man/, made by tests/manpages.rs), the shell completions (`mountprop completions SHELL`) and
+# the changelog (made from CHANGELOG.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -20,7 +22,7 @@ case $what in
   *) echo "usage: $0 [deb|rpm|rpm-el7|all] [DIR]" >&2; exit 2 ;;
 esac
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
-for t in rpmbuild dpkg-deb aarch64-linux-gnu-gcc; do
+for t in rpmbuild dpkg-deb aarch64-linux-gnu-gcc gzip; do
   command -v $t >/dev/null || { echo "package.sh: $t missing (scripts/deps.sh installs it)" >&2; exit 1; }
 done
 
@@ -40,10 +42,73 @@ stage() {
   mv "target/dist/$1/mountprop.tmp" "target/dist/$1/mountprop"
 }
 
+# CHANGELOG.md's entries: "VERSION-RELEASE DATE" lines, each followed by its items, one a line.
+changes() {
+  awk '
+    /^## / { if (item != "") print "- " item; item = ""; v = $2; d = $3; gsub(/[()]/, "", d); print "= " v " " d; next }
+    /^- / { if (item != "") print "- " item; item = substr($0, 3); next }
+    /^  +[^ ]/ && item != "" { sub(/^ +/, ""); item = item " " $0; next }
+    /^$/ { if (item != "") print "- " item; item = "" }
+    END { if (item != "") print "- " item }' CHANGELOG.md
+}
+
+# wrap WIDTH FIRST REST: each item wrapped, its first line after FIRST, the others after REST.
+wrap() {
+  fold -s -w "$1" | sed 's/ *$//' | sed "1s/^/$2/; 1!s/^/$3/"
+}
+
+# The Debian changelog, newest release first, as dpkg-parsechangelog reads it.
+changelog_debian() {
+  local first=1 line
+  while IFS= read -r line; do
+    case $line in
+      "= "*)
+        set -- $line
+        [ $first = 1 ] || printf '\n -- %s  %s\n\n' "$maintainer" "$date"
+        first=0
+        date=$(date -u -R -d "$3")
+        printf 'mountprop (%s) unstable; urgency=medium\n\n' "$2" ;;
+      "- "*) printf '%s\n' "${line#- }" | wrap 74 '  * ' '    ' ;;
+    esac
+  done < <(changes)
+  printf '\n -- %s  %s\n' "$maintainer" "$date"
+}
+
+# The rpm %changelog for a package of release RELEASE, newest entry first; the newest entry is
+# this package's own version, e.g. 0.1.0-1.el7 for the CentOS 7 variant.
+changelog_rpm() {
+  local line suffix=${1#1}
+  while IFS= read -r line; do
+    case $line in
+      "= "*) set -- $line
+             printf '* %s %s - %s\n' "$(date -u -d "$3" '+%a %b %d %Y')" "$maintainer" "$2$suffix"
+             suffix= ;;
+      "- "*) printf '%s\n' "${line#- }" | wrap 76 '- ' '  ' ;;
+    esac
+  done < <(changes)
+}
+
+# The files both formats ship besides the binary, in target/dist/doc.
+stage_docs() {
+  local d=target/dist/doc
+  rm -rf "$d"
+  install -d "$d"
+  for page in man/mountprop.8 man/mountprop.toml.5; do
+    gzip -9n < "$page" > "$d/$(basename "$page").gz"
+  done
+  # Made by the x86_64 binary, this machine's; the clap definitions are the same on every arch.
+  local bin=target/dist/x86_64/mountprop
+  "$bin" completions bash > "$d/mountprop.bash"
+  "$bin" completions zsh > "$d/_mountprop"
+  "$bin" completions fish > "$d/mountprop.fish"
+  changelog_debian | gzip -9n > "$d/changelog.Debian.gz"
+}
+
 # build_rpm ARCH RELEASE PAYLOAD FILE: the spec's files around ARCH's binary, in a scratch tree.
 build_rpm() {
   local top=$PWD/target/rpmbuild
   rm -rf "$top"
+  changelog_rpm "$2" > target/dist/doc/changelog.rpm
   rpmbuild -bb --quiet --target "$1-linux" \
     --define "_topdir $top" --define "_rpmdir $top/out" --define "_build_name_fmt out.rpm" \
     --define "_buildhost mountprop" \
@@ -52,6 +117,7 @@ build_rpm() {
     --define "mp_version $version" --define "mp_release $2" \
     --define "mp_summary $summary" --define "mp_license $(field license)" \
     --define "mp_url $(field repository)" --define "mp_bin $PWD/target/dist/$1/mountprop" --define "mp_src $PWD" \
+    --define "mp_packager $maintainer" \
     packaging/rpm/mountprop.spec >/dev/null
   mv "$top/out/out.rpm" "$4"
   rm -rf "$top"
@@ -80,7 +146,17 @@ build_deb() {
   install -D -m 0644 -t "$doc" README.md packaging/mountprop.service.d/live-probe.conf \
     packaging/npd/mountprop-plugin-monitor.json
   copyright > "$doc/copyright"
+  install -m 0644 target/dist/doc/changelog.Debian.gz "$doc/changelog.Debian.gz"
   chmod 0644 "$doc/copyright"
+  install -D -m 0644 target/dist/doc/mountprop.8.gz "$root/usr/share/man/man8/mountprop.8.gz"
+  install -D -m 0644 target/dist/doc/mountprop.toml.5.gz "$root/usr/share/man/man5/mountprop.toml.5.gz"
+  install -D -m 0644 target/dist/doc/mountprop.bash "$root/usr/share/bash-completion/completions/mountprop"
+  install -D -m 0644 target/dist/doc/_mountprop "$root/usr/share/zsh/vendor-completions/_mountprop"
+  install -D -m 0644 target/dist/doc/mountprop.fish "$root/usr/share/fish/vendor_completions.d/mountprop.fish"
+  # The tags given on purpose, each with why (lintian reads them from here).
+  local ov=$root/usr/share/lintian/overrides/mountprop
+  install -D -m 0644 packaging/deb/lintian-overrides "$ov"
+  if [ -f "packaging/deb/lintian-overrides.$2" ]; then cat "packaging/deb/lintian-overrides.$2" >> "$ov"; fi
   install -d "$root/DEBIAN"
   install -m 0755 -t "$root/DEBIAN" packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm
   echo /etc/mountprop/config.toml > "$root/DEBIAN/conffiles"
@@ -104,6 +180,7 @@ build_deb() {
 }
 
 case $what in deb|rpm|all) stage x86_64; stage aarch64 ;; rpm-el7) stage x86_64 ;; esac
+stage_docs
 mkdir -p "$out"
 case $what in
   deb|all)

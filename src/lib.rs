@@ -9,6 +9,7 @@ pub mod act;
 #[cfg(feature = "node")]
 pub mod atomicfile;
 pub mod config;
+pub mod configdoc;
 #[cfg(feature = "node")]
 pub mod daemon;
 #[cfg(feature = "node")]

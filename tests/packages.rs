@@ -68,6 +68,14 @@ fn packages(test: &str) -> bool {
     false
 }
 
+/// An empty directory of this name under the test's scratch directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn run(cmd: &str, args: &[&str]) -> String {
     let o = Command::new(cmd)
         .args(args)
@@ -103,6 +111,13 @@ fn deb_contents(d: &Path, debarch: &str) {
         "./usr/share/doc/mountprop/copyright",
         "./usr/share/doc/mountprop/live-probe.conf",
         "./usr/share/doc/mountprop/mountprop-plugin-monitor.json",
+        "./usr/share/doc/mountprop/changelog.Debian.gz",
+        "./usr/share/man/man8/mountprop.8.gz",
+        "./usr/share/man/man5/mountprop.toml.5.gz",
+        "./usr/share/bash-completion/completions/mountprop",
+        "./usr/share/zsh/vendor-completions/_mountprop",
+        "./usr/share/fish/vendor_completions.d/mountprop.fish",
+        "./usr/share/lintian/overrides/mountprop",
     ] {
         assert!(
             list.lines().any(|l| l.ends_with(f)),
@@ -138,6 +153,13 @@ fn deb_contents(d: &Path, debarch: &str) {
         stop < revert,
         "stop first, or the daemon writes its drop-ins again: {prerm}"
     );
+    let md5sums = read("md5sums");
+    for f in ["usr/bin/mountprop", "usr/share/man/man8/mountprop.8.gz"] {
+        assert!(
+            md5sums.lines().any(|l| l.ends_with(&format!("  {f}"))),
+            "{f} not in md5sums:\n{md5sums}"
+        );
+    }
     let postrm = read("postrm");
     assert!(
         postrm.contains("deb-systemd-helper purge mountprop.service"),
@@ -164,6 +186,11 @@ fn the_rpms_hold_the_files_scriptlets_and_payloads() {
             "/usr/share/licenses/mountprop/LICENSE",
             "/usr/share/doc/mountprop/live-probe.conf",
             "/usr/share/doc/mountprop/mountprop-plugin-monitor.json",
+            "/usr/share/man/man8/mountprop.8.gz",
+            "/usr/share/man/man5/mountprop.toml.5.gz",
+            "/usr/share/bash-completion/completions/mountprop",
+            "/usr/share/zsh/site-functions/_mountprop",
+            "/usr/share/fish/vendor_completions.d/mountprop.fish",
         ] {
             assert!(list.lines().any(|l| l == f), "{f} missing from {r}:\n{list}");
         }
@@ -211,9 +238,7 @@ fn the_rpms_install_and_erase_cleanly() {
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     for (r, arch, el7) in rpms() {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rpmroot-{arch}-{el7}"));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
+        let root = scratch(&format!("rpmroot-{arch}-{el7}"));
         let (root_s, r_s) = (root.to_str().unwrap(), r.to_str().unwrap());
         // --ignorearch: rpm installs only this machine's architecture otherwise.
         run(
@@ -357,7 +382,11 @@ fn every_package_holds_a_static_binary_of_its_architecture() {
         assert_eq!(e.machine, machine, "{p}: ELF machine");
         assert!(!e.interp, "{p}: the binary names a dynamic loader (PT_INTERP)");
         assert_eq!(e.needed, 0, "{p}: the binary needs shared libraries (DT_NEEDED)");
-        assert!(!e.sections.is_empty(), "{p}: no section headers read");
+        assert!(e.sections.iter().any(|s| s == ".text"), "{p}: no section headers read");
+        assert!(
+            !e.sections.iter().any(|s| s == ".comment"),
+            "{p}: the binary keeps .comment"
+        );
     }
 }
 
@@ -369,6 +398,253 @@ fn the_elf_reader_sees_a_dynamic_binary() {
     assert!(e.interp && e.needed > 0, "/bin/sh is dynamic on Debian");
     assert_eq!(e.machine, 62);
     assert!(e.sections.iter().any(|s| s == ".text"));
+}
+
+fn sh_out(cmd: &str) -> (bool, String) {
+    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// lintian --pedantic on each .deb and rpmlint on each .rpm, both Debian's: no E: or W: tag.
+/// What they flag on purpose is overridden, each with its reason (the .deb's
+/// usr/share/lintian/overrides/mountprop, packaging/rpm/rpmlint.toml), and each override is
+/// seen to be needed: lintian lists what it overrode (O:), and rpmlint without the config
+/// reports every filtered tag.
+#[test]
+fn the_linters_find_nothing_but_what_is_overridden() {
+    if !packages("lint") {
+        return;
+    }
+    for (debarch, own) in [
+        ("amd64", "shared-library-lacks-prerequisites"),
+        ("arm64", "statically-linked-binary"),
+    ] {
+        let d = deb_of(debarch);
+        let (_, out) = sh_out(&format!(
+            "lintian --pedantic --info --show-overrides {} 2>&1",
+            d.display()
+        ));
+        let tags: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+            .collect();
+        assert!(tags.is_empty(), "lintian on {}:\n{}", d.display(), tags.join("\n"));
+        for tag in [
+            own,
+            "command-with-path-in-maintainer-script",
+            "initial-upload-closes-no-bugs",
+        ] {
+            assert!(
+                out.lines().any(|l| l.starts_with("O: ") && l.contains(tag)),
+                "lintian on {debarch}: the override of {tag} is not used:\n{out}"
+            );
+        }
+        assert!(
+            !out.contains("unused-override") && !out.contains("mismatched-override"),
+            "{out}"
+        );
+    }
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/rpm/rpmlint.toml");
+    for (r, arch, _) in rpms() {
+        let (_, out) = sh_out(&format!("rpmlint -c {} {} 2>&1", config.display(), r.display()));
+        let tags: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains(": E: ") || l.contains(": W: "))
+            .collect();
+        assert!(tags.is_empty(), "rpmlint on {}:\n{}", r.display(), tags.join("\n"));
+        assert!(
+            out.contains("1 packages and 0 specfiles checked; 0 errors, 0 warnings"),
+            "{out}"
+        );
+        // rpmlint's own limits, also checked here: Summary and description lines within 79.
+        let info = run(
+            "rpm",
+            &["-qp", "--qf", "%{SUMMARY}\n%{DESCRIPTION}\n", r.to_str().unwrap()],
+        );
+        assert!(info.lines().all(|l| l.chars().count() <= 79), "{info}");
+        let (_, bare) = sh_out(&format!("rpmlint {} 2>&1", r.display()));
+        let mut filtered = vec![
+            "statically-linked-binary",
+            "no-signature",
+            "only-non-binary-in-usr-lib",
+            "invalid-license",
+            "no-manual-page-for-binary",
+            "manpage-not-compressed",
+        ];
+        if arch == "aarch64" {
+            filtered.push("position-independent-executable-suggested");
+        }
+        for tag in filtered {
+            assert!(
+                bare.contains(tag),
+                "rpmlint without the config on {}: {tag} expected:\n{bare}",
+                r.display()
+            );
+        }
+    }
+}
+
+/// The installed man pages render with man(1), without a warning, and carry the commands and
+/// keys.
+#[test]
+fn the_man_pages_render() {
+    if !packages("man") {
+        return;
+    }
+    let dir = scratch("man-deb");
+    run("dpkg-deb", &["-x", deb().to_str().unwrap(), dir.to_str().unwrap()]);
+    for (page, want) in [
+        (
+            "usr/share/man/man8/mountprop.8.gz",
+            &[
+                "mountprop check",
+                "mountprop config default",
+                "EXIT STATUS",
+                "JOURNAL FIELDS",
+                "--root <DIR>",
+            ][..],
+        ),
+        (
+            "usr/share/man/man5/mountprop.toml.5.gz",
+            &["probe_interval_ms = 80", "[[paths]]", "metrics_file", "ERRORS"][..],
+        ),
+    ] {
+        let p = dir.join(page);
+        let o = Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(&p)
+            .env("MANWIDTH", "80")
+            .env("MAN_KEEP_FORMATTING", "")
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout)
+            .replace("\u{2010}", "-")
+            .replace("\u{2212}", "-");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && err.trim().is_empty(), "man -l {page}: {err}");
+        for w in want {
+            assert!(text.contains(w), "{page} lacks {w}:\n{text}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CHANGELOG.md's entries, in both packages: dpkg-parsechangelog reads the Debian one, rpm
+/// the %changelog; the same releases and items.
+#[test]
+fn the_changelogs_come_from_changelog_md() {
+    if !packages("changelog") {
+        return;
+    }
+    let md = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("CHANGELOG.md")).unwrap();
+    let releases: Vec<&str> = md
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    let items = md.lines().filter(|l| l.starts_with("- ")).count();
+    assert!(!releases.is_empty() && items > 0);
+    let (ok, deb) = sh_out(&format!(
+        "dpkg-deb --fsys-tarfile {} | tar -xO ./usr/share/doc/mountprop/changelog.Debian.gz | gunzip > {dir}/changelog && dpkg-parsechangelog -l {dir}/changelog --all --show-field Version",
+        deb().display(),
+        dir = env!("CARGO_TARGET_TMPDIR")
+    ));
+    assert!(ok, "{deb}");
+    assert_eq!(deb.split_whitespace().collect::<Vec<_>>(), releases, "{deb}");
+    assert_eq!(releases[0], format!("{VERSION}-1"), "the newest entry is this version");
+    let (_, text) = sh_out(&format!("cat {}/changelog", env!("CARGO_TARGET_TMPDIR")));
+    assert_eq!(text.lines().filter(|l| l.starts_with("  * ")).count(), items, "{text}");
+    // Lintian's limit; the trailer line (maintainer and date) is exempt.
+    assert!(
+        text.lines().all(|l| l.starts_with(" -- ") || l.chars().count() <= 80),
+        "{text}"
+    );
+    for (r, _, _) in rpms() {
+        let log = run("rpm", &["-qp", "--changelog", r.to_str().unwrap()]);
+        // The CentOS 7 variant's newest entry is its own release, 0.1.0-1.el7.
+        let heads: Vec<&str> = log
+            .lines()
+            .filter(|l| l.starts_with("* "))
+            .map(|l| l.rsplit(' ').next().unwrap().trim_end_matches(".el7"))
+            .collect();
+        assert_eq!(heads, releases, "{log}");
+        assert_eq!(log.lines().filter(|l| l.starts_with("- ")).count(), items, "{log}");
+    }
+}
+
+/// The .deb's copyright file parses with dpkg's own deb822 parser (Dpkg::Control::HashCore)
+/// into the three DEP-5 paragraphs: header, Files, License.
+#[test]
+fn the_copyright_file_is_machine_readable() {
+    if !packages("copyright") {
+        return;
+    }
+    let parse = r#"use Dpkg::Control::HashCore; open(my $fh, "<", $ARGV[0]) or die; while (1) { my $c = Dpkg::Control::HashCore->new(); last unless $c->parse($fh, "copyright"); print join(",", map { lc } sort keys %$c), "\n"; }"#;
+    let file = format!("{}/copyright", env!("CARGO_TARGET_TMPDIR"));
+    let (ok, out) = sh_out(&format!(
+        "dpkg-deb --fsys-tarfile {} | tar -xO ./usr/share/doc/mountprop/copyright > {file} && perl -e '{parse}' {file}",
+        deb().display()
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "format,source,upstream-contact,upstream-name",
+            "copyright,files,license",
+            "license"
+        ],
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\nLicense: MIT\n Permission is hereby granted"), "{text}");
+}
+
+/// Both formats carry the completions `mountprop completions SHELL` prints.
+#[test]
+fn the_completions_are_in_both_packages() {
+    if !packages("completions") {
+        return;
+    }
+    let bin = sandbox::BIN;
+    for shell in ["bash", "zsh", "fish"] {
+        let want = run(bin, &["completions", shell]);
+        let (deb_path, rpm_path) = match shell {
+            "bash" => (
+                "./usr/share/bash-completion/completions/mountprop",
+                "./usr/share/bash-completion/completions/mountprop",
+            ),
+            "zsh" => (
+                "./usr/share/zsh/vendor-completions/_mountprop",
+                "./usr/share/zsh/site-functions/_mountprop",
+            ),
+            _ => (
+                "./usr/share/fish/vendor_completions.d/mountprop.fish",
+                "./usr/share/fish/vendor_completions.d/mountprop.fish",
+            ),
+        };
+        for (_, debarch, _) in ARCHES {
+            let got = sh_bytes(&format!(
+                "dpkg-deb --fsys-tarfile {} | tar -xO {deb_path}",
+                deb_of(debarch).display()
+            ));
+            assert!(got == want.as_bytes(), "{shell} completion in the {debarch} .deb");
+        }
+        for (r, _, _) in rpms() {
+            let got = sh_bytes(&format!(
+                "rpm2cpio {} | cpio -i --quiet --to-stdout {rpm_path}",
+                r.display()
+            ));
+            assert!(got == want.as_bytes(), "{shell} completion in {}", r.display());
+        }
+    }
 }
 
 #[test]
@@ -390,9 +666,7 @@ fn packages_rebuild_byte_identical() {
     if !packages("reproducible") {
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("repro");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("repro");
     let epoch = run("git", &["-C", env!("CARGO_MANIFEST_DIR"), "log", "-1", "--format=%ct"]);
     // The shipped script, once for each format, into a directory of its own.
     let build = |n: u32| -> Vec<Vec<u8>> {

@@ -5,6 +5,7 @@
 //!
 //!     cargo bench --bench node                      # everything, 300 s idle
 //!     ONLY=check,reaction IDLE_SECS=60 cargo bench --bench node
+//!     BENCH_BINS=glibc=target/release/mountprop,musl=target/dist/x86_64/mountprop cargo bench --bench node
 
 #[path = "../tests/sandbox/mod.rs"]
 mod sandbox;
@@ -206,6 +207,12 @@ impl Report {
 /// One full check against the shell a person would write, in the node.
 fn full_check(sb: &Sandbox, r: &mut Report) {
     println!("\n== one full check vs the shell ({} mounts)", mounts_in(sb));
+    // A check that fails fast would time the error: it must give a verdict (exit 0 or 1).
+    let once = sb.exec(&[NODE_BIN, "check"]);
+    assert!(
+        once.code == 0 || once.code == 1,
+        "mountprop check fails in the node: {once:#?}"
+    );
     let n = 41;
     let base = time_in_node(sb, &["true"], n);
     let ours = time_in_node(sb, &[NODE_BIN, "check"], n) - base;
@@ -440,39 +447,75 @@ fn main() {
         .file("mountprop.service", &unit)
         .want("mountprop.service")
         .etc("mountprop/config.toml", &config);
-    let Some(sb) = sandbox::boot("bench-node", setup) else {
-        return;
-    };
-    wait_active(&sb);
-    settle(&sb);
-    let size = std::fs::metadata(sandbox::BIN).map(|m| m.len()).unwrap_or(0);
-    let mut r = Report(Vec::new());
+    let mut reports: Vec<(String, Report)> = Vec::new();
+    for (label, bin) in builds() {
+        let Some(sb) = sandbox::boot("bench-node", setup.clone()) else {
+            return;
+        };
+        // The harness binds this bench's own build at NODE_BIN. Another build goes over it in
+        // the node's mount namespace, and the daemon is restarted on it.
+        if bin != sandbox::BIN {
+            sb.exec(&["mount", "--bind", &bin, NODE_BIN]).ok();
+            sb.exec(&["systemctl", "restart", "mountprop.service"]).ok();
+        }
+        wait_active(&sb);
+        settle(&sb);
+        let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+        let mut r = Report(Vec::new());
+        println!(
+            "\n#### {label}: {bin}\nmountprop on a real systemd 252 node; docker.service running; binary {:.2} MB",
+            size as f64 / 1e6
+        );
+        r.add("stripped binary", format!("{:.2} MB", size as f64 / 1e6));
+        if want("check") {
+            full_check(&sb, &mut r);
+        }
+        if want("idle") {
+            footprint(&sb, &mut r, secs);
+        }
+        if want("boot") {
+            boot_path(&sb, &mut r, 21);
+            grow(&sb, 10_000);
+            boot_path(&sb, &mut r, 21);
+        }
+        if want("reaction") {
+            grow(&sb, 10_000);
+            reaction(&sb, &mut r, 100);
+        }
+        if want("churn") {
+            grow(&sb, 50_000);
+            churn(&sb, &mut r, churn_secs);
+        }
+        reports.push((label, r));
+    }
+    let labels: Vec<&str> = reports.iter().map(|(l, _)| l.as_str()).collect();
     println!(
-        "mountprop on a real systemd 252 node; docker.service running; binary {:.2} MB",
-        size as f64 / 1e6
+        "\n| measure | {} |\n|---|{}",
+        labels.join(" | "),
+        "---|".repeat(labels.len())
     );
-    r.add("stripped binary", format!("{:.2} MB", size as f64 / 1e6));
-    if want("check") {
-        full_check(&sb, &mut r);
+    for (i, (k, _)) in reports[0].1.0.iter().enumerate() {
+        let row: Vec<&str> = reports
+            .iter()
+            .map(|(_, r)| r.0.get(i).map_or("", |m| m.1.as_str()))
+            .collect();
+        println!("| {k} | {} |", row.join(" | "));
     }
-    if want("idle") {
-        footprint(&sb, &mut r, secs);
-    }
-    if want("boot") {
-        boot_path(&sb, &mut r, 21);
-        grow(&sb, 10_000);
-        boot_path(&sb, &mut r, 21);
-    }
-    if want("reaction") {
-        grow(&sb, 10_000);
-        reaction(&sb, &mut r, 100);
-    }
-    if want("churn") {
-        grow(&sb, 50_000);
-        churn(&sb, &mut r, churn_secs);
-    }
-    println!("\n| measure | figure |\n|---|---|");
-    for (k, v) in &r.0 {
-        println!("| {k} | {v} |");
+}
+
+/// The builds compared, in one run: BENCH_BINS="label=path,..." (scripts/bench.sh passes the
+/// glibc build and the static musl build that the packages ship); by default the binary cargo
+/// built for this bench.
+fn builds() -> Vec<(String, String)> {
+    match std::env::var("BENCH_BINS") {
+        Ok(v) => v
+            .split(',')
+            .filter_map(|b| b.split_once('='))
+            .map(|(l, p)| {
+                let p = std::fs::canonicalize(p).unwrap_or_else(|e| panic!("BENCH_BINS: {p}: {e}"));
+                (l.to_string(), p.to_string_lossy().into_owned())
+            })
+            .collect(),
+        Err(_) => vec![("this build".to_string(), sandbox::BIN.to_string())],
     }
 }

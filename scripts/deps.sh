@@ -8,8 +8,11 @@ set -euo pipefail
 # that the CRI tests do not depend on docker.io); python3-grpcio, python3-protobuf,
 # protobuf-compiler: their CRI client, built from the CRI api.proto at test time.
 # rpm: rpmbuild builds the .rpm, rpm inspects it; debootstrap, squashfs-tools: the image recipes and their tests.
+# gcc-aarch64-linux-gnu: the arm64 build's linker; qemu-user-static: its tests; cpio: unpacking .rpms.
+# lintian, rpmlint: the packages' lint tests; man-db: rendering the man pages.
 pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps docker.io busybox-static iptables
-      containerd runc python3-grpcio python3-protobuf protobuf-compiler rpm debootstrap squashfs-tools)
+      containerd runc python3-grpcio python3-protobuf protobuf-compiler rpm debootstrap squashfs-tools
+      gcc-aarch64-linux-gnu qemu-user-static cpio lintian rpmlint man-db)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,8 +39,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   for t in cargo rustc rustup; do ln -sf "$HOME/.cargo/bin/$t" "/usr/local/bin/$t"; done
 fi
 
-# The static build for old distributions (the CentOS 7 rpm); best effort: without it,
-# scripts/package.sh rpm-el7 says so.
-if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-  timeout 300 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || echo "deps: could not add the musl target" >&2
-fi
+# Every package carries a static musl binary, for x86_64 and aarch64.
+for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+  if ! rustup target list --installed | grep -qx "$t"; then
+    echo "deps: adding the Rust target $t" >&2
+    timeout 300 rustup target add "$t" >/dev/null
+  fi
+done

@@ -18,6 +18,7 @@
 #[cfg(feature = "node")]
 pub mod cli;
 pub mod config;
+pub mod configdoc;
 #[cfg(feature = "node")]
 pub mod daemon;
 #[cfg(feature = "node")]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 
 use mountprop::cli::report::Report;
 use mountprop::cli::revert;
@@ -12,94 +12,7 @@ use mountprop::config::{self, Config};
 use mountprop::engine;
 use mountprop::node::systemd::Systemd;
 
-/// Keeps mount propagation working for Kubernetes mountPropagation: checks and fixes the
-/// container runtimes' MountFlags and the propagation of / and other paths.
-#[derive(Parser)]
-#[command(name = "mountprop", version, about, long_about = None)]
-struct Cli {
-    /// Config file [default: /etc/mountprop/config.toml; built-in defaults if absent]
-    #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// More log output (-v: what changed, -vv: debug)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Only errors in the log
-    #[arg(short, long, global = true)]
-    quiet: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Report what is wrong; changes nothing. Exit 0 compliant, 1 drift, 2 could not check.
-    Check {
-        #[command(flatten)]
-        root: Root,
-        #[command(flatten)]
-        output: Output,
-    },
-    /// Check, and prove with real mounts which Kubernetes mountPropagation modes work: a tiny
-    /// tmpfs is mounted on the host and looked for in a container-like copy of each running
-    /// runtime's mount namespace, then the other way round; all of it is taken away again.
-    /// Exit codes as for check
-    Probe {
-        /// Give up on what is not done after this many seconds
-        #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
-        timeout: u64,
-        #[command(flatten)]
-        output: Output,
-    },
-    /// Fix what can be fixed, then check again. Exit 0 compliant, 1 still not, 2 error.
-    Apply {
-        /// Print what would be done and touch nothing
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        root: Root,
-        #[command(flatten)]
-        output: Output,
-    },
-    /// Remove the drop-ins mountprop wrote (only those) and reload systemd once.
-    Revert {
-        #[command(flatten)]
-        root: Root,
-    },
-    /// Run as the mountprop.service daemon: fix at start, then keep the node fixed
-    Daemon,
-    /// What the running daemon last found (/run/mountprop/state.json). Exit 0 compliant,
-    /// 1 not, 2 daemon not running
-    Status(Output),
-    /// Validate or print the configuration
-    #[command(subcommand)]
-    Config(ConfigCommand),
-}
-
-#[derive(Args)]
-struct Root {
-    /// Work on the image tree at DIR (no running systemd, nothing mounted): unit files are
-    /// read and drop-ins written below DIR only. The config defaults to DIR/etc/mountprop/config.toml
-    #[arg(long, value_name = "DIR")]
-    root: Option<PathBuf>,
-}
-
-#[derive(Args)]
-struct Output {
-    /// Machine-readable report on stdout
-    #[arg(long, conflicts_with = "oneline")]
-    json: bool,
-    /// One line on stdout, errors included (for node-problem-detector's custom plugins)
-    #[arg(long)]
-    oneline: bool,
-}
-
-#[derive(Subcommand)]
-enum ConfigCommand {
-    /// Validate a config file (default: the --config file or /etc/mountprop/config.toml)
-    Check { file: Option<PathBuf> },
-    /// Print a commented config with every default
-    Default,
-}
+use mountprop::cli::args::{Cli, Command, ConfigCommand, Output, Shell};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -138,6 +51,16 @@ fn run(cli: Cli) -> u8 {
             }
         }
         Command::Daemon => mountprop::daemon::run(cli.config),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "mountprop", &mut std::io::stdout());
+            0
+        }
         Command::Status(out) => {
             let path = mountprop::daemon::state::state_path();
             match mountprop::daemon::state::State::read(&path) {
@@ -250,7 +173,13 @@ fn with_node(root: Option<&Path>, context: &str, out: &Output, f: impl FnOnce(en
     }
 }
 
-impl Output {
+/// How a command's `--json`/`--oneline` choice prints a report or an error.
+trait Emit {
+    fn emit(&self, r: &Report<'_>) -> u8;
+    fn fail(&self, msg: impl std::fmt::Display) -> u8;
+}
+
+impl Emit for Output {
     fn emit(&self, r: &Report<'_>) -> u8 {
         if self.json {
             println!("{}", r.json());

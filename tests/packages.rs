@@ -16,20 +16,42 @@ fn out_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/packages")
 }
 
-fn deb() -> PathBuf {
-    out_dir().join(format!("mountprop_{VERSION}-1_amd64.deb"))
+/// The architectures packaged: (the binary's, dpkg's name, ELF e_machine).
+const ARCHES: [(&str, &str, u16); 2] = [("x86_64", "amd64", 62), ("aarch64", "arm64", 183)];
+
+fn deb_of(debarch: &str) -> PathBuf {
+    out_dir().join(format!("mountprop_{VERSION}-1_{debarch}.deb"))
 }
 
-fn rpm(el7: bool) -> PathBuf {
+/// The .deb the node tests install (this machine's architecture).
+fn deb() -> PathBuf {
+    deb_of("amd64")
+}
+
+fn rpm_of(arch: &str, el7: bool) -> PathBuf {
     out_dir().join(format!(
-        "mountprop-{VERSION}-1{}.x86_64.rpm",
+        "mountprop-{VERSION}-1{}.{arch}.rpm",
         if el7 { ".el7" } else { "" }
     ))
 }
 
+/// Every .rpm, with its architecture and whether it is the CentOS 7 variant.
+fn rpms() -> [(PathBuf, &'static str, bool); 3] {
+    [
+        (rpm_of("x86_64", false), "x86_64", false),
+        (rpm_of("aarch64", false), "aarch64", false),
+        (rpm_of("x86_64", true), "x86_64", true),
+    ]
+}
+
+/// The binary as staged by scripts/package.sh for `arch`.
+fn dist_bin(arch: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/dist/{arch}/mountprop"))
+}
+
 /// Whether the packages are there; a loud SKIP (or, when required, a failure) if not.
 fn packages(test: &str) -> bool {
-    let present = deb().is_file() && rpm(false).is_file() && rpm(true).is_file();
+    let present = ARCHES.iter().all(|(_, d, _)| deb_of(d).is_file()) && rpms().iter().all(|(r, _, _)| r.is_file());
     if present {
         return true;
     }
@@ -44,6 +66,14 @@ fn packages(test: &str) -> bool {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "\n*** {line} ***\n");
     false
+}
+
+/// An empty directory of this name under the test's scratch directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 fn run(cmd: &str, args: &[&str]) -> String {
@@ -64,7 +94,12 @@ fn the_deb_holds_the_files_and_scripts() {
     if !packages("deb_contents") {
         return;
     }
-    let d = deb();
+    for (_, debarch, _) in ARCHES {
+        deb_contents(&deb_of(debarch), debarch);
+    }
+}
+
+fn deb_contents(d: &Path, debarch: &str) {
     let d = d.to_str().unwrap();
     let list = run("dpkg-deb", &["-c", d]);
     for f in [
@@ -76,6 +111,13 @@ fn the_deb_holds_the_files_and_scripts() {
         "./usr/share/doc/mountprop/copyright",
         "./usr/share/doc/mountprop/live-probe.conf",
         "./usr/share/doc/mountprop/mountprop-plugin-monitor.json",
+        "./usr/share/doc/mountprop/changelog.Debian.gz",
+        "./usr/share/man/man8/mountprop.8.gz",
+        "./usr/share/man/man5/mountprop.toml.5.gz",
+        "./usr/share/bash-completion/completions/mountprop",
+        "./usr/share/zsh/vendor-completions/_mountprop",
+        "./usr/share/fish/vendor_completions.d/mountprop.fish",
+        "./usr/share/lintian/overrides/mountprop",
     ] {
         assert!(
             list.lines().any(|l| l.ends_with(f)),
@@ -83,6 +125,7 @@ fn the_deb_holds_the_files_and_scripts() {
         );
     }
     let info = run("dpkg-deb", &["-I", d]);
+    assert_eq!(run("dpkg-deb", &["-f", d, "Architecture"]).trim(), debarch, "{d}");
     assert!(
         info.contains("Package: mountprop")
             && info
@@ -90,7 +133,7 @@ fn the_deb_holds_the_files_and_scripts() {
                 .any(|l| l.trim().starts_with("Depends:") && l.contains("systemd")),
         "{info}"
     );
-    let ctl = std::env::temp_dir().join(format!("mountprop-debctl-{}", std::process::id()));
+    let ctl = std::env::temp_dir().join(format!("mountprop-debctl-{}-{debarch}", std::process::id()));
     let _ = std::fs::remove_dir_all(&ctl);
     run("dpkg-deb", &["-e", d, ctl.to_str().unwrap()]);
     let read = |f: &str| std::fs::read_to_string(ctl.join(f)).unwrap_or_default();
@@ -110,6 +153,13 @@ fn the_deb_holds_the_files_and_scripts() {
         stop < revert,
         "stop first, or the daemon writes its drop-ins again: {prerm}"
     );
+    let md5sums = read("md5sums");
+    for f in ["usr/bin/mountprop", "usr/share/man/man8/mountprop.8.gz"] {
+        assert!(
+            md5sums.lines().any(|l| l.ends_with(&format!("  {f}"))),
+            "{f} not in md5sums:\n{md5sums}"
+        );
+    }
     let postrm = read("postrm");
     assert!(
         postrm.contains("deb-systemd-helper purge mountprop.service"),
@@ -123,9 +173,9 @@ fn the_rpms_hold_the_files_scriptlets_and_payloads() {
     if !packages("rpm_contents") {
         return;
     }
-    for el7 in [false, true] {
-        let r = rpm(el7);
+    for (r, arch, el7) in rpms() {
         let r = r.to_str().unwrap();
+        assert_eq!(run("rpm", &["-qp", "--qf", "%{ARCH}", r]), arch, "{r}");
         let list = run("rpm", &["-qlp", r]);
         for f in [
             "/usr/bin/mountprop",
@@ -136,6 +186,11 @@ fn the_rpms_hold_the_files_scriptlets_and_payloads() {
             "/usr/share/licenses/mountprop/LICENSE",
             "/usr/share/doc/mountprop/live-probe.conf",
             "/usr/share/doc/mountprop/mountprop-plugin-monitor.json",
+            "/usr/share/man/man8/mountprop.8.gz",
+            "/usr/share/man/man5/mountprop.toml.5.gz",
+            "/usr/share/bash-completion/completions/mountprop",
+            "/usr/share/zsh/site-functions/_mountprop",
+            "/usr/share/fish/vendor_completions.d/mountprop.fish",
         ] {
             assert!(list.lines().any(|l| l == f), "{f} missing from {r}:\n{list}");
         }
@@ -172,22 +227,6 @@ fn the_rpms_hold_the_files_scriptlets_and_payloads() {
         let payload = run("rpm", &["-qp", "--qf", "%{PAYLOADCOMPRESSOR}", r]);
         assert_eq!(payload, if el7 { "gzip" } else { "zstd" }, "{r}");
     }
-    // The CentOS 7 variant runs there only if it is the static musl build.
-    let requires = run("rpm", &["-qp", "--requires", rpm(true).to_str().unwrap()]);
-    let musl = run("rustup", &["target", "list", "--installed"])
-        .lines()
-        .any(|l| l == "x86_64-unknown-linux-musl");
-    if musl {
-        assert!(
-            !requires.contains("GLIBC"),
-            "the el7 rpm must hold the static build:\n{requires}"
-        );
-    } else {
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            b"\n*** SKIP el7 glibc check: no x86_64-unknown-linux-musl target here; the el7 rpm holds a glibc build ***\n",
-        );
-    }
 }
 
 /// rpm itself unpacks each .rpm into an empty root (scriptlets off: they need a booted
@@ -198,19 +237,15 @@ fn the_rpms_install_and_erase_cleanly() {
         return;
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let musl = repo.join("target/x86_64-unknown-linux-musl/release/mountprop");
-    for el7 in [false, true] {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rpmroot-{el7}"));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let r = rpm(el7);
+    for (r, arch, el7) in rpms() {
+        let root = scratch(&format!("rpmroot-{arch}-{el7}"));
         let (root_s, r_s) = (root.to_str().unwrap(), r.to_str().unwrap());
-        run("rpm", &["--root", root_s, "-i", "--nodeps", "--noscripts", r_s]);
-        let bin = if el7 && musl.is_file() {
-            musl.clone()
-        } else {
-            repo.join("target/release/mountprop")
-        };
+        // --ignorearch: rpm installs only this machine's architecture otherwise.
+        run(
+            "rpm",
+            &["--root", root_s, "-i", "--nodeps", "--noscripts", "--ignorearch", r_s],
+        );
+        let bin = dist_bin(arch);
         for (installed, source) in [
             ("usr/bin/mountprop", bin),
             ("etc/mountprop/config.toml", repo.join("packaging/config.toml")),
@@ -240,6 +275,378 @@ fn the_rpms_install_and_erase_cleanly() {
     }
 }
 
+/// What the static check reads from an ELF file: its machine, whether it names an interpreter
+/// (PT_INTERP: a dynamic loader such as /lib64/ld-linux-x86-64.so.2), the libraries its dynamic
+/// section needs (DT_NEEDED), and its section names.
+struct Elf {
+    machine: u16,
+    interp: bool,
+    needed: usize,
+    sections: Vec<String>,
+}
+
+/// A reader for little-endian ELF64, the two architectures packaged; just enough for the check.
+fn elf(b: &[u8]) -> Elf {
+    assert!(
+        b.len() > 64 && &b[..4] == b"\x7fELF" && b[4] == 2 && b[5] == 1,
+        "not a little-endian ELF64 file"
+    );
+    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().unwrap());
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54) as usize, u16_at(56) as usize);
+    let (mut interp, mut needed) = (false, 0);
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        match u32_at(ph) {
+            3 => interp = true,
+            2 => {
+                // PT_DYNAMIC: 16-byte entries (tag, value) up to DT_NULL; DT_NEEDED is 1.
+                let (off, size) = (u64_at(ph + 8), u64_at(ph + 32));
+                needed += (off..off + size)
+                    .step_by(16)
+                    .map(&u64_at)
+                    .take_while(|&tag| tag != 0)
+                    .filter(|&tag| tag == 1)
+                    .count();
+            }
+            _ => {}
+        }
+    }
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(40),
+        u16_at(58) as usize,
+        u16_at(60) as usize,
+        u16_at(62) as usize,
+    );
+    let strtab = u64_at(shoff + shstrndx * shentsize + 24);
+    let sections = (0..shnum)
+        .map(|i| {
+            let name = strtab + u32_at(shoff + i * shentsize) as usize;
+            let end = b[name..].iter().position(|&c| c == 0).unwrap();
+            String::from_utf8_lossy(&b[name..name + end]).into_owned()
+        })
+        .collect();
+    Elf {
+        machine: u16_at(18),
+        interp,
+        needed,
+        sections,
+    }
+}
+
+fn sh_bytes(cmd: &str) -> Vec<u8> {
+    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+}
+
+/// Each package carries the static musl binary of its architecture, and declares no libc: one
+/// binary for every distribution (Debian 11's glibc 2.31, RHEL 8's 2.28, CentOS 7's 2.17).
+#[test]
+fn every_package_holds_a_static_binary_of_its_architecture() {
+    if !packages("static") {
+        return;
+    }
+    let machine_of = |arch: &str| ARCHES.iter().find(|a| a.0 == arch).unwrap().2;
+    let mut checked = Vec::new();
+    for (arch, debarch, machine) in ARCHES {
+        let d = deb_of(debarch);
+        let bin = sh_bytes(&format!(
+            "dpkg-deb --fsys-tarfile {} | tar -xO ./usr/bin/mountprop",
+            d.display()
+        ));
+        checked.push((d.clone(), bin, machine));
+        let depends = run("dpkg-deb", &["-f", d.to_str().unwrap(), "Depends", "Pre-Depends"]);
+        assert!(!depends.contains("libc"), "{}: {depends}", d.display());
+        let _ = arch;
+    }
+    for (r, arch, _) in rpms() {
+        let bin = sh_bytes(&format!(
+            "rpm2cpio {} | cpio -i --quiet --to-stdout ./usr/bin/mountprop",
+            r.display()
+        ));
+        checked.push((r.clone(), bin, machine_of(arch)));
+        let requires = run("rpm", &["-qp", "--requires", r.to_str().unwrap()]);
+        for l in requires.lines() {
+            assert!(
+                !(l.contains("libc") || l.contains("GLIBC") || l.contains("ld-linux") || l.contains(".so")),
+                "{} requires {l}:\n{requires}",
+                r.display()
+            );
+        }
+    }
+    for (pkg, bin, machine) in checked {
+        let e = elf(&bin);
+        let p = pkg.display();
+        assert_eq!(e.machine, machine, "{p}: ELF machine");
+        assert!(!e.interp, "{p}: the binary names a dynamic loader (PT_INTERP)");
+        assert_eq!(e.needed, 0, "{p}: the binary needs shared libraries (DT_NEEDED)");
+        assert!(e.sections.iter().any(|s| s == ".text"), "{p}: no section headers read");
+        assert!(
+            !e.sections.iter().any(|s| s == ".comment"),
+            "{p}: the binary keeps .comment"
+        );
+    }
+}
+
+/// The ELF reader itself, on a binary known to be dynamic: the test above could not fail if
+/// the reader never found an interpreter.
+#[test]
+fn the_elf_reader_sees_a_dynamic_binary() {
+    let e = elf(&std::fs::read("/bin/sh").unwrap());
+    assert!(e.interp && e.needed > 0, "/bin/sh is dynamic on Debian");
+    assert_eq!(e.machine, 62);
+    assert!(e.sections.iter().any(|s| s == ".text"));
+}
+
+fn sh_out(cmd: &str) -> (bool, String) {
+    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// lintian --pedantic on each .deb and rpmlint on each .rpm, both Debian's: no E: or W: tag.
+/// What they flag on purpose is overridden, each with its reason (the .deb's
+/// usr/share/lintian/overrides/mountprop, packaging/rpm/rpmlint.toml), and each override is
+/// seen to be needed: lintian lists what it overrode (O:), and rpmlint without the config
+/// reports every filtered tag.
+#[test]
+fn the_linters_find_nothing_but_what_is_overridden() {
+    if !packages("lint") {
+        return;
+    }
+    for (debarch, own) in [
+        ("amd64", "shared-library-lacks-prerequisites"),
+        ("arm64", "statically-linked-binary"),
+    ] {
+        let d = deb_of(debarch);
+        let (_, out) = sh_out(&format!(
+            "lintian --pedantic --info --show-overrides {} 2>&1",
+            d.display()
+        ));
+        let tags: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+            .collect();
+        assert!(tags.is_empty(), "lintian on {}:\n{}", d.display(), tags.join("\n"));
+        for tag in [
+            own,
+            "command-with-path-in-maintainer-script",
+            "initial-upload-closes-no-bugs",
+        ] {
+            assert!(
+                out.lines().any(|l| l.starts_with("O: ") && l.contains(tag)),
+                "lintian on {debarch}: the override of {tag} is not used:\n{out}"
+            );
+        }
+        assert!(
+            !out.contains("unused-override") && !out.contains("mismatched-override"),
+            "{out}"
+        );
+    }
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/rpm/rpmlint.toml");
+    for (r, arch, _) in rpms() {
+        let (_, out) = sh_out(&format!("rpmlint -c {} {} 2>&1", config.display(), r.display()));
+        let tags: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains(": E: ") || l.contains(": W: "))
+            .collect();
+        assert!(tags.is_empty(), "rpmlint on {}:\n{}", r.display(), tags.join("\n"));
+        assert!(
+            out.contains("1 packages and 0 specfiles checked; 0 errors, 0 warnings"),
+            "{out}"
+        );
+        // rpmlint's own limits, also checked here: Summary and description lines within 79.
+        let info = run(
+            "rpm",
+            &["-qp", "--qf", "%{SUMMARY}\n%{DESCRIPTION}\n", r.to_str().unwrap()],
+        );
+        assert!(info.lines().all(|l| l.chars().count() <= 79), "{info}");
+        let (_, bare) = sh_out(&format!("rpmlint {} 2>&1", r.display()));
+        let mut filtered = vec![
+            "statically-linked-binary",
+            "no-signature",
+            "only-non-binary-in-usr-lib",
+            "invalid-license",
+            "no-manual-page-for-binary",
+            "manpage-not-compressed",
+        ];
+        if arch == "aarch64" {
+            filtered.push("position-independent-executable-suggested");
+        }
+        for tag in filtered {
+            assert!(
+                bare.contains(tag),
+                "rpmlint without the config on {}: {tag} expected:\n{bare}",
+                r.display()
+            );
+        }
+    }
+}
+
+/// The installed man pages render with man(1), without a warning, and carry the commands and
+/// keys.
+#[test]
+fn the_man_pages_render() {
+    if !packages("man") {
+        return;
+    }
+    let dir = scratch("man-deb");
+    run("dpkg-deb", &["-x", deb().to_str().unwrap(), dir.to_str().unwrap()]);
+    for (page, want) in [
+        (
+            "usr/share/man/man8/mountprop.8.gz",
+            &[
+                "mountprop check",
+                "mountprop config default",
+                "EXIT STATUS",
+                "JOURNAL FIELDS",
+                "--root <DIR>",
+            ][..],
+        ),
+        (
+            "usr/share/man/man5/mountprop.toml.5.gz",
+            &["probe_interval_ms = 80", "[[paths]]", "metrics_file", "ERRORS"][..],
+        ),
+    ] {
+        let p = dir.join(page);
+        let o = Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(&p)
+            .env("MANWIDTH", "80")
+            .env("MAN_KEEP_FORMATTING", "")
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout)
+            .replace("\u{2010}", "-")
+            .replace("\u{2212}", "-");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && err.trim().is_empty(), "man -l {page}: {err}");
+        for w in want {
+            assert!(text.contains(w), "{page} lacks {w}:\n{text}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CHANGELOG.md's entries, in both packages: dpkg-parsechangelog reads the Debian one, rpm
+/// the %changelog; the same releases and items.
+#[test]
+fn the_changelogs_come_from_changelog_md() {
+    if !packages("changelog") {
+        return;
+    }
+    let md = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("CHANGELOG.md")).unwrap();
+    let releases: Vec<&str> = md
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    let items = md.lines().filter(|l| l.starts_with("- ")).count();
+    assert!(!releases.is_empty() && items > 0);
+    let (ok, deb) = sh_out(&format!(
+        "dpkg-deb --fsys-tarfile {} | tar -xO ./usr/share/doc/mountprop/changelog.Debian.gz | gunzip > {dir}/changelog && dpkg-parsechangelog -l {dir}/changelog --all --show-field Version",
+        deb().display(),
+        dir = env!("CARGO_TARGET_TMPDIR")
+    ));
+    assert!(ok, "{deb}");
+    assert_eq!(deb.split_whitespace().collect::<Vec<_>>(), releases, "{deb}");
+    assert_eq!(releases[0], format!("{VERSION}-1"), "the newest entry is this version");
+    let (_, text) = sh_out(&format!("cat {}/changelog", env!("CARGO_TARGET_TMPDIR")));
+    assert_eq!(text.lines().filter(|l| l.starts_with("  * ")).count(), items, "{text}");
+    // Lintian's limit; the trailer line (maintainer and date) is exempt.
+    assert!(
+        text.lines().all(|l| l.starts_with(" -- ") || l.chars().count() <= 80),
+        "{text}"
+    );
+    for (r, _, _) in rpms() {
+        let log = run("rpm", &["-qp", "--changelog", r.to_str().unwrap()]);
+        // The CentOS 7 variant's newest entry is its own release, 0.1.0-1.el7.
+        let heads: Vec<&str> = log
+            .lines()
+            .filter(|l| l.starts_with("* "))
+            .map(|l| l.rsplit(' ').next().unwrap().trim_end_matches(".el7"))
+            .collect();
+        assert_eq!(heads, releases, "{log}");
+        assert_eq!(log.lines().filter(|l| l.starts_with("- ")).count(), items, "{log}");
+    }
+}
+
+/// The .deb's copyright file parses with dpkg's own deb822 parser (Dpkg::Control::HashCore)
+/// into the three DEP-5 paragraphs: header, Files, License.
+#[test]
+fn the_copyright_file_is_machine_readable() {
+    if !packages("copyright") {
+        return;
+    }
+    let parse = r#"use Dpkg::Control::HashCore; open(my $fh, "<", $ARGV[0]) or die; while (1) { my $c = Dpkg::Control::HashCore->new(); last unless $c->parse($fh, "copyright"); print join(",", map { lc } sort keys %$c), "\n"; }"#;
+    let file = format!("{}/copyright", env!("CARGO_TARGET_TMPDIR"));
+    let (ok, out) = sh_out(&format!(
+        "dpkg-deb --fsys-tarfile {} | tar -xO ./usr/share/doc/mountprop/copyright > {file} && perl -e '{parse}' {file}",
+        deb().display()
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "format,source,upstream-contact,upstream-name",
+            "copyright,files,license",
+            "license"
+        ],
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\nLicense: MIT\n Permission is hereby granted"), "{text}");
+}
+
+/// Both formats carry the completions `mountprop completions SHELL` prints.
+#[test]
+fn the_completions_are_in_both_packages() {
+    if !packages("completions") {
+        return;
+    }
+    let bin = sandbox::BIN;
+    for shell in ["bash", "zsh", "fish"] {
+        let want = run(bin, &["completions", shell]);
+        let (deb_path, rpm_path) = match shell {
+            "bash" => (
+                "./usr/share/bash-completion/completions/mountprop",
+                "./usr/share/bash-completion/completions/mountprop",
+            ),
+            "zsh" => (
+                "./usr/share/zsh/vendor-completions/_mountprop",
+                "./usr/share/zsh/site-functions/_mountprop",
+            ),
+            _ => (
+                "./usr/share/fish/vendor_completions.d/mountprop.fish",
+                "./usr/share/fish/vendor_completions.d/mountprop.fish",
+            ),
+        };
+        for (_, debarch, _) in ARCHES {
+            let got = sh_bytes(&format!(
+                "dpkg-deb --fsys-tarfile {} | tar -xO {deb_path}",
+                deb_of(debarch).display()
+            ));
+            assert!(got == want.as_bytes(), "{shell} completion in the {debarch} .deb");
+        }
+        for (r, _, _) in rpms() {
+            let got = sh_bytes(&format!(
+                "rpm2cpio {} | cpio -i --quiet --to-stdout {rpm_path}",
+                r.display()
+            ));
+            assert!(got == want.as_bytes(), "{shell} completion in {}", r.display());
+        }
+    }
+}
+
 #[test]
 fn the_packaged_config_is_the_commented_default() {
     let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.toml")).unwrap();
@@ -259,12 +666,10 @@ fn packages_rebuild_byte_identical() {
     if !packages("reproducible") {
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("repro");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("repro");
     let epoch = run("git", &["-C", env!("CARGO_MANIFEST_DIR"), "log", "-1", "--format=%ct"]);
     // The shipped script, once for each format, into a directory of its own.
-    let build = |n: u32| -> (Vec<u8>, Vec<u8>) {
+    let build = |n: u32| -> Vec<Vec<u8>> {
         let out = dir.join(n.to_string());
         for what in ["deb", "rpm"] {
             let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package.sh"))
@@ -279,16 +684,23 @@ fn packages_rebuild_byte_identical() {
                 String::from_utf8_lossy(&o.stderr)
             );
         }
-        (
-            std::fs::read(out.join(format!("mountprop_{VERSION}-1_amd64.deb"))).unwrap(),
-            std::fs::read(out.join(format!("mountprop-{VERSION}-1.x86_64.rpm"))).unwrap(),
-        )
+        NAMES
+            .iter()
+            .map(|f| std::fs::read(out.join(f.replace("V", VERSION))).unwrap())
+            .collect()
     };
-    let (d1, r1) = build(1);
+    const NAMES: [&str; 4] = [
+        "mountprop_V-1_amd64.deb",
+        "mountprop_V-1_arm64.deb",
+        "mountprop-V-1.x86_64.rpm",
+        "mountprop-V-1.aarch64.rpm",
+    ];
+    let first = build(1);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let (d2, r2) = build(2);
-    assert!(d1 == d2, "the .deb differs between two builds");
-    assert!(r1 == r2, "the .rpm differs between two builds");
+    let second = build(2);
+    for (f, (a, b)) in NAMES.iter().zip(first.iter().zip(&second)) {
+        assert!(a == b, "{f} differs between two builds");
+    }
 }
 
 /// dpkg -i on a node with an old docker unit: enabled, running, node fixed. dpkg --purge:

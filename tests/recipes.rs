@@ -143,8 +143,9 @@ fn butane_configs_carry_mountprops_own_dropin() {
     }
 }
 
-/// The Flatcar sysext holds the binary, the unit, the drop-in that starts it, and a release
-/// file that Flatcar accepts.
+/// The Flatcar sysext, for each architecture, from the static binary the packages ship: it
+/// holds the binary, the unit, the drop-in that starts it, and a release file that Flatcar
+/// accepts, naming the binary's architecture. A dynamically linked binary is refused.
 #[test]
 fn flatcar_sysext_has_binary_unit_and_release() {
     let test = "flatcar_sysext";
@@ -155,13 +156,28 @@ fn flatcar_sysext_has_binary_unit_and_release() {
     ) {
         return;
     }
+    let script = repo("packaging/flatcar/build-sysext.sh");
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mountprop.raw");
-    let (code, log) = sh(&format!(
-        "{} {} {}",
-        repo("packaging/flatcar/build-sysext.sh").display(),
-        sandbox::BIN,
-        out.display()
-    ));
+    let (code, log) = sh(&format!("{} {} {}", script.display(), sandbox::BIN, out.display()));
+    assert!(
+        code != 0 && log.contains("dynamically linked"),
+        "the test build is dynamic and must be refused: {log}"
+    );
+    for (arch, release_arch) in [("x86_64", "x86-64"), ("aarch64", "arm64")] {
+        let bin = repo(&format!("target/dist/{arch}/mountprop"));
+        if !bin.is_file() {
+            if std::env::var_os("MOUNTPROP_REQUIRE_PACKAGES").is_some() {
+                panic!("{test}: {} missing", bin.display());
+            }
+            skip(test, &format!("no {} (scripts/package.sh stages it)", bin.display()));
+            continue;
+        }
+        sysext(&script, &bin, &out, release_arch);
+    }
+}
+
+fn sysext(script: &Path, bin: &Path, out: &Path, release_arch: &str) {
+    let (code, log) = sh(&format!("{} {} {}", script.display(), bin.display(), out.display()));
     assert_eq!(code, 0, "{log}");
     let (code, list) = sh(&format!("unsquashfs -l {}", out.display()));
     assert_eq!(code, 0, "{list}");
@@ -178,7 +194,9 @@ fn flatcar_sysext_has_binary_unit_and_release() {
         out.display()
     ));
     assert!(
-        release.contains("ID=flatcar") && release.contains("SYSEXT_LEVEL=1.0"),
+        release.contains("ID=flatcar")
+            && release.contains("SYSEXT_LEVEL=1.0")
+            && release.contains(&format!("ARCHITECTURE={release_arch}\n")),
         "{release}"
     );
     let (_, upholds) = sh(&format!(
@@ -186,4 +204,7 @@ fn flatcar_sysext_has_binary_unit_and_release() {
         out.display()
     ));
     assert_eq!(upholds, "[Unit]\nUpholds=mountprop.service\n");
+    let (_, packed) = sh(&format!("unsquashfs -cat {} usr/bin/mountprop | md5sum", out.display()));
+    let (_, shipped) = sh(&format!("md5sum < {}", bin.display()));
+    assert_eq!(packed, shipped, "the sysext holds {}", bin.display());
 }

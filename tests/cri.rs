@@ -274,7 +274,7 @@ impl Row {
             let at = if broken_at.is_empty() {
                 String::new()
             } else {
-                format!(" (at {})", broken_at.join(" and "))
+                format!(" (broken at {})", broken_at.join(" and "))
             };
             for (who, said) in [("check", &self.check[i]), ("probe", &self.probe[i])] {
                 if said.0 != truth[i] {

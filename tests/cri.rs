@@ -1,10 +1,13 @@
 //! The CRI as referee: Debian 12's real containerd (and runc) in the node, driven over its CRI
-//! socket as the kubelet drives it, for many node layouts. For each layout: what containerd
-//! accepts or refuses for a host-path volume under the kubelet root (PRIVATE, HOST_TO_CONTAINER,
-//! BIDIRECTIONAL), what really propagates (a tmpfs mounted on the host and one mounted in the
-//! container, each looked for on the other side), and what `check` and `probe` say. A mode
-//! works when containerd accepts it AND the mounts propagate in the direction(s) it needs; all
-//! must agree. The table is printed on every run.
+//! socket as the kubelet drives it, for many node layouts. mountprop judges the modes at two
+//! points, `/` (a hostPath volume may be anywhere) and the kubelet root (pod volumes), so each
+//! layout has a volume at each: a host path outside the kubelet root, held by `/`, and one
+//! under the kubelet root. For each layout, one pod with a container per point and propagation
+//! (PRIVATE, HOST_TO_CONTAINER, BIDIRECTIONAL): what containerd accepts or refuses, what really
+//! propagates (a tmpfs mounted on the host and one mounted in the container, each looked for on
+//! the other side), and what `check` and `probe` say. A mode works at a point when its container
+//! runs AND the mounts propagate in the direction(s) it needs; it works on the node when it
+//! works at both points; all must agree. The table is printed on every run.
 //!
 //! The client (`tests/cri/cri.py`) runs with Debian's python3-grpcio; its messages are built
 //! from the CRI `api.proto` Debian ships (`tests/cri/build.sh`, into target/cri).
@@ -22,8 +25,13 @@ use serde_json::Value;
 
 const IMAGE: &str = "mountprop.invalid/busybox:1";
 const KUBELET: &str = "/var/lib/kubelet";
-/// The pod volume's host path, under the kubelet root, as the kubelet lays out a hostPath.
-const HOST_PATH: &str = "/var/lib/kubelet/pods/mountprop-cri/volumes/vol";
+/// The points the modes are judged at, each with a volume's host path there: a hostPath outside
+/// the kubelet root (a log directory, as a log-cleaning DaemonSet mounts it), held by `/` in
+/// every layout; and a pod volume under the kubelet root, as the kubelet lays one out.
+const POINTS: [(&str, &str); 2] = [
+    ("/", "/var/log/mountprop-cri"),
+    (KUBELET, "/var/lib/kubelet/pods/mountprop-cri/volumes/vol"),
+];
 /// Label of every pod the tests make, so that clean-up finds them all.
 const LABEL: &str = "mountprop-cri-test";
 /// The pods' cgroup parent: the cgroupfs driver puts it in the host's v1 hierarchies.
@@ -158,6 +166,22 @@ const LAYOUTS: &[Layout] = &[
         then: None,
     },
     Layout {
+        // `/` is private as the node boots: the bind is private, then a peer group of its own.
+        name: "/ private, kubelet root its own peer group",
+        dropin: None,
+        prepare: "mount --bind /var/lib/kubelet /var/lib/kubelet && mount --make-shared /var/lib/kubelet",
+        started: "",
+        then: None,
+    },
+    Layout {
+        // Nothing under it can be bound, so no volume there starts, whatever its mode.
+        name: "kubelet root unbindable",
+        dropin: None,
+        prepare: "mount --make-rshared / && mount --bind /var/lib/kubelet /var/lib/kubelet && mount --make-unbindable /var/lib/kubelet",
+        started: "",
+        then: None,
+    },
+    Layout {
         // A slave needs a master: a namespace copied while `/` was shared holds the peer group.
         name: "/ a slave (of another namespace)",
         dropin: None,
@@ -170,55 +194,99 @@ const LAYOUTS: &[Layout] = &[
     },
 ];
 
+/// The Kubernetes modes, in the order of the CRI's PRIVATE, HOST_TO_CONTAINER, BIDIRECTIONAL.
+const MODES: [&str; 3] = ["None", "HostToContainer", "Bidirectional"];
+const SHORT: [&str; 3] = ["None", "H2C", "Bidir"];
+
 /// What containerd did with one mode, and what really propagated.
 #[derive(Debug)]
 struct CriMode {
+    /// `CreateContainer` succeeded.
     accepted: bool,
-    error: Option<String>,
+    /// `StartContainer` succeeded too.
+    started: bool,
+    /// The call that failed, and containerd's words.
+    error: Option<(String, String)>,
     host_to_container: Option<bool>,
     container_to_host: Option<bool>,
+}
+
+impl CriMode {
+    /// The referee at one point: the container runs, and its mounts propagate in the
+    /// direction(s) mode `i` needs (None: none).
+    fn works(&self, i: usize) -> bool {
+        let h = self.host_to_container == Some(true);
+        let c = self.container_to_host == Some(true);
+        self.started && [true, h, h && c][i]
+    }
+
+    fn cell(&self, i: usize) -> String {
+        match (&self.error, i) {
+            (Some((call, _)), _) if call == "CreateContainer" => "refused".into(),
+            (Some(_), _) => "no start".into(),
+            (None, 0) => "ok".into(),
+            (None, _) => format!("{}/{}", yn(self.host_to_container), yn(self.container_to_host)),
+        }
+    }
+}
+
+/// One point's volume: its host path, the mount that holds it in containerd's namespace, and
+/// what containerd did with each mode.
+#[derive(Debug)]
+struct PointRow {
+    host_path: &'static str,
+    /// Mount point and optional fields of the mount that holds the host path.
+    mount: (String, String),
+    /// PRIVATE, HOST_TO_CONTAINER, BIDIRECTIONAL.
+    cri: [CriMode; 3],
 }
 
 #[derive(Debug)]
 struct Row {
     layout: String,
-    /// PRIVATE, HOST_TO_CONTAINER, BIDIRECTIONAL.
-    cri: [CriMode; 3],
-    /// [HostToContainer, Bidirectional] works, and why, from `check --json`.
-    check: [(bool, String); 2],
+    /// At `/` (a hostPath outside the kubelet root) and at the kubelet root.
+    points: [PointRow; 2],
+    /// Per mode (None, HostToContainer, Bidirectional): works, and why, from `check --json`.
+    check: [(bool, String); 3],
     /// Exit codes of `check` with required_mode HostToContainer and Bidirectional.
     compliant: [i32; 2],
-    probe: [(bool, String); 2],
+    probe: [(bool, String); 3],
 }
 
 impl Row {
-    /// The referee: accepted by the CRI and propagating in the needed direction(s).
-    fn truth(&self) -> [bool; 2] {
-        let h = &self.cri[1];
-        let b = &self.cri[2];
-        [
-            h.accepted && h.host_to_container == Some(true),
-            b.accepted && b.host_to_container == Some(true) && b.container_to_host == Some(true),
-        ]
+    /// The referee: a mode works on the node when it works at both points.
+    fn truth(&self) -> [bool; 3] {
+        [0, 1, 2].map(|i| self.points.iter().all(|p| p.cri[i].works(i)))
     }
 
     /// Why this row disagrees, if it does.
     fn disagreements(&self) -> Vec<String> {
         let truth = self.truth();
+        let yn = |b: bool| if b { "works" } else { "broken" };
         let mut out = Vec::new();
-        for (i, mode) in ["HostToContainer", "Bidirectional"].into_iter().enumerate() {
-            let yn = |b: bool| if b { "works" } else { "broken" };
+        for (i, mode) in MODES.into_iter().enumerate() {
+            let broken_at: Vec<&str> = POINTS
+                .iter()
+                .zip(&self.points)
+                .filter(|(_, p)| !p.cri[i].works(i))
+                .map(|((name, _), _)| *name)
+                .collect();
+            let at = if broken_at.is_empty() {
+                String::new()
+            } else {
+                format!(" (broken at {})", broken_at.join(" and "))
+            };
             for (who, said) in [("check", &self.check[i]), ("probe", &self.probe[i])] {
                 if said.0 != truth[i] {
                     out.push(format!(
-                        "{mode}: {who} says {} ({}), the CRI and real mounts say {}",
+                        "{mode}: {who} says {} ({}), the CRI and real mounts say {}{at}",
                         yn(said.0),
                         said.1,
                         yn(truth[i])
                     ));
                 }
             }
-            if self.compliant[i] == 0 && !truth[i] {
+            if i > 0 && self.compliant[i - 1] == 0 && !truth[i] {
                 out.push(format!("{mode}: check with required_mode = {mode} exits 0 (compliant)"));
             }
         }
@@ -226,14 +294,34 @@ impl Row {
     }
 }
 
-fn works_of(report: &Value) -> [(bool, String); 2] {
-    ["HostToContainer", "Bidirectional"].map(|name| {
+fn works_of(report: &Value) -> [(bool, String); 3] {
+    MODES.map(|name| {
         let m = report["modes"]
             .as_array()
             .and_then(|m| m.iter().find(|m| m["mode"] == name))
             .unwrap_or_else(|| panic!("no mode {name}: {report:#}"));
         (m["works"] == true, m["reason"].as_str().unwrap_or_default().to_string())
     })
+}
+
+/// The mount that holds `path` in a mountinfo text: the last one on the longest prefix of it.
+/// Written here, not taken from mountprop, which is under test.
+fn holding_mount(mountinfo: &str, path: &str) -> (String, String) {
+    let under = |mp: &str| mp == "/" || path == mp || path.starts_with(&format!("{mp}/"));
+    let mut best: Option<(String, String)> = None;
+    for l in mountinfo.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        let Some(mp) = f.get(4).filter(|mp| under(mp)) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(b, _)| mp.len() >= b.len()) {
+            best = Some((mp.to_string(), f.get(6..sep).unwrap_or_default().join(" ")));
+        }
+    }
+    best.unwrap_or_else(|| panic!("no mount holds {path}"))
 }
 
 /// A node running containerd; on every exit path its pods are removed, the node is powered
@@ -353,8 +441,10 @@ fn boot(test: &str, layout: &Layout, built: &Path) -> Option<CriNode> {
         node.copy_in(&built.join(f));
     }
     let prepare = format!(
-        "set -e; mkdir -p {KUBELET}; {}\nmkdir -p {HOST_PATH}",
-        if layout.prepare.is_empty() { ":" } else { layout.prepare }
+        "set -e; mkdir -p {KUBELET}; {}\nmkdir -p {} {}",
+        if layout.prepare.is_empty() { ":" } else { layout.prepare },
+        POINTS[0].1,
+        POINTS[1].1
     );
     node.sh(&prepare).ok();
     node.exec(&["systemctl", "start", "containerd.service"]).ok();
@@ -375,23 +465,12 @@ fn boot(test: &str, layout: &Layout, built: &Path) -> Option<CriNode> {
     Some(node)
 }
 
-/// containerd's words, short: what follows "but it is" in its refusal.
-fn short(err: &Option<String>) -> String {
-    match err {
-        None => "accepted".into(),
-        Some(e) => match e.split_once("but it is ") {
-            Some((_, why)) => format!("refused: {why}"),
-            None => format!("refused: {e}"),
-        },
-    }
-}
-
 fn measure(node: &CriNode, layout: &str) -> Row {
     let spec = serde_json::json!({
         "tag": "r",
         "label": LABEL,
         "image": IMAGE,
-        "host_path": HOST_PATH,
+        "host_paths": POINTS.map(|(_, path)| path),
         "container_path": "/vol",
         "cgroup_parent": format!("/{CGROUP_PARENT}"),
     })
@@ -399,40 +478,39 @@ fn measure(node: &CriNode, layout: &str) -> Row {
     let r = node.exec(&[PY, "/mnt/harness/cri.py", "run", &spec]);
     assert_eq!(r.code, 0, "{layout}: the CRI client failed: {r:#?}");
     let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{layout}: {e}: {r:#?}"));
-    let modes = v["modes"].as_array().expect("modes");
-    let cri: Vec<CriMode> = modes
+    // The mounts as runc, which binds the volumes, sees them: in containerd's namespace.
+    let seen = node.mountinfo(&node.main_pid("containerd.service").to_string());
+    let points: Vec<PointRow> = POINTS
         .iter()
-        .map(|m| CriMode {
-            accepted: m["accepted"] == true,
-            error: m["error"]["details"].as_str().map(str::to_string),
-            host_to_container: m["host_to_container"].as_bool(),
-            container_to_host: m["container_to_host"].as_bool(),
+        .zip(v["points"].as_array().expect("points"))
+        .map(|((point, host_path), p)| {
+            let cri: Vec<CriMode> = p["modes"]
+                .as_array()
+                .expect("modes")
+                .iter()
+                .map(|m| CriMode {
+                    accepted: m["accepted"] == true,
+                    started: m["started"] == true,
+                    error: m["error"]["details"].as_str().map(|d| {
+                        (
+                            m["error"]["call"].as_str().unwrap_or_default().to_string(),
+                            d.to_string(),
+                        )
+                    }),
+                    host_to_container: m["host_to_container"].as_bool(),
+                    container_to_host: m["container_to_host"].as_bool(),
+                })
+                .collect();
+            let row = PointRow {
+                host_path,
+                mount: holding_mount(&seen, host_path),
+                cri: cri.try_into().expect("three modes"),
+            };
+            control(layout, point, &row);
+            row
         })
         .collect();
-    let cri: [CriMode; 3] = cri.try_into().expect("three modes");
-    // The test bed itself: a PRIVATE volume is always accepted and never propagates; a
-    // refusal is containerd's propagation check, nothing else; what is accepted starts.
-    let p = &cri[0];
-    assert!(
-        p.accepted && p.error.is_none(),
-        "{layout}: PRIVATE must always work: {p:?}"
-    );
-    assert_eq!(
-        (p.host_to_container, p.container_to_host),
-        (Some(false), Some(false)),
-        "{layout}: a PRIVATE volume propagated"
-    );
-    for (m, want) in cri[1..]
-        .iter()
-        .zip(["not a shared or slave mount", "not a shared mount"])
-    {
-        if let Some(e) = &m.error {
-            assert!(
-                !m.accepted && e.contains(want),
-                "{layout}: not a propagation refusal: {m:?}"
-            );
-        }
-    }
+    let points: [PointRow; 2] = points.try_into().expect("two points");
     let (bidir_code, report) = node.check_json(None);
     let check = works_of(&report);
     let (h2c_code, _) = node.check_json(Some("/etc/mountprop/h2c.toml"));
@@ -447,10 +525,50 @@ fn measure(node: &CriNode, layout: &str) -> Row {
     }
     Row {
         layout: layout.to_string(),
-        cri,
+        points,
         check,
         compliant: [h2c_code, bidir_code],
         probe: works_of(&probe),
+    }
+}
+
+/// The test bed itself, at one point (a failure here is the test's, not a verdict). The volume
+/// is where the row says (`/` holds the host path outside the kubelet root). A PRIVATE volume
+/// starts and never propagates. One failure of it is allowed, and is then the None mode's
+/// verdict: on a mount that is unbindable where runc binds it, the bind fails (EINVAL) after
+/// containerd accepted it. A refusal is containerd's propagation check, nothing else, and
+/// whatever is accepted starts.
+fn control(layout: &str, point: &str, p: &PointRow) {
+    let (mount_point, fields) = &p.mount;
+    assert!(
+        mount_point == "/" || point != "/",
+        "{layout}: {} is held by {mount_point}, not by /",
+        p.host_path
+    );
+    let private = &p.cri[0];
+    let unbindable = fields.split(' ').any(|f| f == "unbindable");
+    match &private.error {
+        Some((call, e)) => assert!(
+            unbindable && private.accepted && call == "StartContainer" && e.contains("invalid argument"),
+            "{layout}: at {point}, a PRIVATE volume failed (its mount: {fields:?}): {private:?}"
+        ),
+        None => assert_eq!(
+            (private.started, private.host_to_container, private.container_to_host),
+            (true, Some(false), Some(false)),
+            "{layout}: at {point}, a PRIVATE volume propagated"
+        ),
+    }
+    for (m, want) in p.cri[1..]
+        .iter()
+        .zip(["not a shared or slave mount", "not a shared mount"])
+    {
+        match &m.error {
+            Some((call, e)) => assert!(
+                !m.accepted && call == "CreateContainer" && e.contains(want),
+                "{layout}: at {point}, not a propagation refusal: {m:?}"
+            ),
+            None => assert!(m.started, "{layout}: at {point}, accepted but not started: {m:?}"),
+        }
     }
 }
 
@@ -478,45 +596,27 @@ fn yn(b: Option<bool>) -> &'static str {
 }
 
 fn table(rows: &[Row]) -> String {
-    let pair = |w: &[(bool, String); 2]| {
-        format!(
-            "H2C {} Bidir {}",
-            if w[0].0 { "yes" } else { "no" },
-            if w[1].0 { "yes" } else { "no" }
-        )
-    };
-    let cells: Vec<[String; 7]> = rows
+    let triple = |w: [bool; 3]| w.map(|b| if b { "yes" } else { "no" }).join("/");
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let real = format!(
-                "H2C {}/{} Bidir {}/{}",
-                yn(r.cri[1].host_to_container),
-                yn(r.cri[1].container_to_host),
-                yn(r.cri[2].host_to_container),
-                yn(r.cri[2].container_to_host)
-            );
-            let bad = r.disagreements();
-            [
-                r.layout.clone(),
-                short(&r.cri[1].error),
-                short(&r.cri[2].error),
-                real,
-                pair(&r.check),
-                pair(&r.probe),
-                if bad.is_empty() { "yes".into() } else { "NO".into() },
-            ]
+            let mut c = vec![r.layout.clone()];
+            for p in &r.points {
+                c.extend((0..3).map(|i| p.cri[i].cell(i)));
+            }
+            c.push(triple(r.truth()));
+            c.push(triple(r.check.each_ref().map(|w| w.0)));
+            c.push(triple(r.probe.each_ref().map(|w| w.0)));
+            c.push(if r.disagreements().is_empty() { "yes" } else { "NO" }.into());
+            c
         })
         .collect();
-    let head = [
-        "layout",
-        "CRI H2C",
-        "CRI Bidir",
-        "real host->ctr / ctr->host",
-        "check",
-        "probe",
-        "agree",
-    ];
-    let mut width = head.map(str::len);
+    let mut head = vec!["layout".to_string()];
+    for p in ["/", "kubelet"] {
+        head.extend(SHORT.map(|m| format!("{p} {m}")));
+    }
+    head.extend(["works", "check", "probe", "agree"].map(String::from));
+    let mut width: Vec<usize> = head.iter().map(String::len).collect();
     for c in &cells {
         for (w, s) in width.iter_mut().zip(c) {
             *w = (*w).max(s.len());
@@ -530,8 +630,14 @@ fn table(rows: &[Row]) -> String {
         s.push('\n');
         s
     };
-    let mut s = line(&head.map(String::from));
-    s += &line(&width.map(|w| "-".repeat(w)));
+    let mut s = format!(
+        "Volumes at / ({}) and at the kubelet root ({}): host->ctr/ctr->host as seen, ok (PRIVATE ran), \
+         refused (CreateContainer), no start (StartContainer). works/check/probe: None/H2C/Bidir; \
+         a mode works when it works at both points.\n",
+        POINTS[0].1, POINTS[1].1
+    );
+    s += &line(&head);
+    s += &line(&width.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>());
     for c in &cells {
         s += &line(c);
     }
@@ -542,7 +648,9 @@ fn table(rows: &[Row]) -> String {
     }
     let mut words: Vec<String> = rows
         .iter()
-        .flat_map(|r| r.cri.iter().filter_map(|m| m.error.as_deref().map(without_id)))
+        .flat_map(|r| &r.points)
+        .flat_map(|p| &p.cri)
+        .filter_map(|m| m.error.as_ref().map(|(call, e)| format!("{call}: {}", without_id(e))))
         .collect();
     words.sort();
     words.dedup();
@@ -586,10 +694,12 @@ fn cri_referee_table() {
     let built_in = start.elapsed();
     let mut rows = Vec::new();
     let mut runtime = String::new();
+    let mut waited = std::time::Duration::ZERO;
     for (i, layout) in LAYOUTS.iter().enumerate() {
         let Some(node) = boot(&format!("cri{i}"), layout, &built) else {
             return;
         };
+        waited += node.waited;
         if runtime.is_empty() {
             runtime = node.exec(&["containerd", "--version"]).ok().stdout.trim().to_string();
         }
@@ -604,10 +714,11 @@ fn cri_referee_table() {
     let t = table(&rows);
     let _ = writeln!(
         std::io::stderr(),
-        "\nCRI referee ({runtime}; {} layouts in {:.1} s, of which {:.1} s building the client):\n{t}",
+        "\nCRI referee ({runtime}; {} layouts in {:.1} s, of which {:.1} s building the client and {:.1} s waiting for other tests' sandboxes):\n{t}",
         rows.len(),
         start.elapsed().as_secs_f64(),
-        built_in.as_secs_f64()
+        built_in.as_secs_f64(),
+        waited.as_secs_f64()
     );
     let bad: Vec<&str> = rows
         .iter()

@@ -3,8 +3,9 @@
 
 Subcommands:
   image OUT.tar NAME       write a one-layer OCI image archive (busybox-static, sleeps)
-  run JSON                 for each propagation mode: pod, container with a host-path mount,
-                           then real mounts on both sides; prints one JSON result
+  run JSON                 one pod; for each host path and propagation mode, a container with
+                           that host-path mount, then real mounts on both sides; prints one
+                           JSON result
   clean LABEL              stop and remove every pod sandbox carrying LABEL
 
 The messages come from the CRI api.proto (api_pb2, generated at build time next to this file).
@@ -157,14 +158,10 @@ def in_container(cri, ctr_id, cmd):
     return r.exit_code, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
 
 
-def experiment(cri, spec, mode, n):
-    """One pod and container for `mode`; what the CRI said and what really propagated."""
-    pb = cri.pb
-    tag = "%s-%d" % (spec["tag"], n)
-    host_path, ctr_path = spec["host_path"], spec["container_path"]
-    result = {"mode": mode, "accepted": False, "started": False, "error": None,
-              "host_to_container": None, "container_to_host": None}
-    sandbox = pb.PodSandboxConfig(
+def pod_config(pb, spec):
+    """The pod every container of one run shares (a container's mount namespace is its own)."""
+    tag = spec["tag"]
+    return pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name="mountprop-" + tag, uid=tag, namespace="mountprop-test"),
         labels={spec["label"]: "1"},
         linux=pb.LinuxPodSandboxConfig(
@@ -176,7 +173,15 @@ def experiment(cri, spec, mode, n):
             ),
         ),
     )
-    pod_id = cri.call("RunPodSandbox", pb.RunPodSandboxRequest(config=sandbox), pb.RunPodSandboxResponse).pod_sandbox_id
+
+
+def experiment(cri, pod_id, sandbox, spec, host_path, mode, tag):
+    """One container in the pod for `mode`, with `host_path` as its volume; what the CRI said
+    and what really propagated. The container is left to the pod's removal."""
+    pb = cri.pb
+    ctr_path = spec["container_path"]
+    result = {"mode": mode, "accepted": False, "started": False, "error": None,
+              "host_to_container": None, "container_to_host": None}
     host_mount = os.path.join(host_path, "h2c-" + tag)
     ctr_mount_host = os.path.join(host_path, "c2h-" + tag)
     h_src, c_src = "mountprop-cri-h2c-" + tag, "mountprop-cri-c2h-" + tag
@@ -184,7 +189,7 @@ def experiment(cri, spec, mode, n):
         os.makedirs(host_mount, exist_ok=True)
         os.makedirs(ctr_mount_host, exist_ok=True)
         config = pb.ContainerConfig(
-            metadata=pb.ContainerMetadata(name="vol"),
+            metadata=pb.ContainerMetadata(name="vol-" + tag),
             image=pb.ImageSpec(image=spec["image"]),
             mounts=[pb.Mount(container_path=ctr_path, host_path=host_path,
                              propagation=pb.MountPropagation.Value(mode))],
@@ -227,11 +232,10 @@ def experiment(cri, spec, mode, n):
         in_container(cri, ctr_id, ["umount", inside])
         return result
     finally:
-        # Whatever happened: no mount of ours, no pod, no directory left.
+        # Whatever happened: no mount of ours and no directory left.
         for src in (h_src, c_src):
             for mp in reversed(mounts_with_source(src)):
                 subprocess.run(["umount", "-l", mp], check=False)
-        cri.remove_pod(pod_id)
         for d in (host_mount, ctr_mount_host):
             try:
                 os.rmdir(d)
@@ -240,13 +244,19 @@ def experiment(cri, spec, mode, n):
 
 
 def run(spec):
+    """One pod; in it, for each host path (a point) and each mode, one container."""
     cri = Cri()
     version = cri.wait_ready()
     out = {"runtime": "%s %s" % (version.runtime_name, version.runtime_version),
-           "api": version.runtime_api_version, "modes": []}
+           "api": version.runtime_api_version, "points": []}
+    sandbox = pod_config(cri.pb, spec)
     try:
-        for n, mode in enumerate(MODES):
-            out["modes"].append(experiment(cri, spec, mode, n))
+        pod_id = cri.call("RunPodSandbox", cri.pb.RunPodSandboxRequest(config=sandbox),
+                          cri.pb.RunPodSandboxResponse).pod_sandbox_id
+        for p, host_path in enumerate(spec["host_paths"]):
+            modes = [experiment(cri, pod_id, sandbox, spec, host_path, mode, "%s-%d-%d" % (spec["tag"], p, n))
+                     for n, mode in enumerate(MODES)]
+            out["points"].append({"host_path": host_path, "modes": modes})
     finally:
         cri.clean(spec["label"])
     print(json.dumps(out))

@@ -128,6 +128,9 @@ pub const OLD_DOCKER: &str = "[Unit]\nDescription=fake old docker (MountFlags=sl
 pub struct Sandbox {
     /// PID (in the host's PID namespace) of the node's systemd.
     pub pid: u32,
+    /// How long the boot waited for other tests' sandboxes (the lock), so that a test's own
+    /// time can be told from the queue's.
+    pub waited: Duration,
     outer: Child,
     dir: PathBuf,
     _lock: fs::File,
@@ -284,7 +287,9 @@ impl Sandbox {
     fn boot(test: &str, setup: &Setup) -> Result<Self, String> {
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         fs::create_dir_all(&base).map_err(|e| format!("create {}: {e}", base.display()))?;
+        let queued = Instant::now();
         let lock = lock(&base.join("sandbox.lock"))?;
+        let waited = queued.elapsed();
         let dir = base.join(format!("sandbox-{test}"));
         let _ = fs::remove_dir_all(&dir);
         let etc = dir.join("etc");
@@ -352,6 +357,7 @@ impl Sandbox {
         let outer = cmd.spawn().map_err(|e| format!("spawn unshare: {e}"))?;
         let mut sb = Sandbox {
             pid: 0,
+            waited,
             outer,
             dir,
             _lock: lock,

@@ -5,8 +5,9 @@ set -euo pipefail
 
 # docker.io and busybox-static: the real-Docker scenario and the demo run the real dockerd.
 # rpm: rpmbuild builds the .rpm, rpm inspects it; debootstrap, squashfs-tools: the image recipes and their tests.
+# mmdebstrap: the systemd version matrix's Debian trees (scripts/trees.sh).
 pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps docker.io busybox-static iptables
-      rpm debootstrap squashfs-tools)
+      rpm debootstrap squashfs-tools mmdebstrap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -45,13 +45,23 @@ build_rpm() {
 
 cargo build --release --locked --quiet
 mkdir -p "$out"
+musl=x86_64-unknown-linux-musl
+has_musl() { rustup target list --installed 2>/dev/null | grep -qx "$musl"; }
 case $what in
-  deb|all) cargo deb --no-build --locked --quiet -o "$out/mountprop_${version}-1_amd64.deb" ;;&
+  # The .deb holds the static build where it can (Debian 11 and Ubuntu 20.04 have glibc 2.31;
+  # the version matrix installs it there): no libc in its Depends then.
+  deb|all)
+    if has_musl; then
+      cargo build --release --locked --quiet --target "$musl"
+      cargo deb --target "$musl" --no-build --locked --quiet -o "$out/mountprop_${version}-1_amd64.deb"
+    else
+      echo "WARNING: the .deb holds a glibc build (no $musl target here); it will not run on glibc < 2.34" >&2
+      cargo deb --no-build --locked --quiet -o "$out/mountprop_${version}-1_amd64.deb"
+    fi ;;&
   rpm|all) build_rpm target/release/mountprop 1 w19.zstdio "$out/mountprop-${version}-1.x86_64.rpm" ;;&
   rpm-el7|all)
-    musl=x86_64-unknown-linux-musl
     el7=$out/mountprop-${version}-1.el7.x86_64.rpm
-    if rustup target list --installed 2>/dev/null | grep -qx "$musl"; then
+    if has_musl; then
       cargo build --release --locked --quiet --target "$musl"
       build_rpm "target/$musl/release/mountprop" 1.el7 w9.gzdio "$el7"
     else

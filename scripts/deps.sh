@@ -10,9 +10,10 @@ set -euo pipefail
 # rpm: rpmbuild builds the .rpm, rpm inspects it; debootstrap, squashfs-tools: the image recipes and their tests.
 # gcc-aarch64-linux-gnu: the arm64 build's linker; qemu-user-static: its tests; cpio: unpacking .rpms.
 # lintian, rpmlint: the packages' lint tests; man-db: rendering the man pages.
+# mmdebstrap: the systemd version matrix's Debian trees (scripts/trees.sh).
 pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps docker.io busybox-static iptables
       containerd runc python3-grpcio python3-protobuf protobuf-compiler rpm debootstrap squashfs-tools
-      gcc-aarch64-linux-gnu qemu-user-static cpio lintian rpmlint man-db)
+      gcc-aarch64-linux-gnu qemu-user-static cpio lintian rpmlint man-db mmdebstrap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

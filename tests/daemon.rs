@@ -4,50 +4,11 @@ mod sandbox;
 
 use std::time::{Duration, Instant};
 
+use sandbox::scenario::{
+    OWN, daemon_journal as journal, daemon_prop as prop, daemon_running as running, root_shared, status_text,
+    wait_until, with_daemon,
+};
 use sandbox::{OLD_DOCKER, Sandbox, Setup};
-
-const OWN: &str = "/etc/systemd/system/docker.service.d/90-mountprop.conf";
-
-/// The shipped unit, with only the binary's path changed to where the node sees it.
-fn unit() -> String {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/mountprop.service"))
-        .expect("systemd/mountprop.service");
-    assert!(text.contains("ExecStart=/usr/bin/mountprop daemon"));
-    text.replace("/usr/bin/mountprop", sandbox::NODE_BIN)
-}
-
-fn with_daemon(setup: Setup) -> Setup {
-    setup.file("mountprop.service", &unit()).want("mountprop.service")
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if cond() {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
-
-fn prop(sb: &Sandbox, p: &str) -> String {
-    sb.show("mountprop.service", p)
-}
-
-fn status_text(sb: &Sandbox) -> String {
-    prop(sb, "StatusText")
-}
-
-fn running(sb: &Sandbox) {
-    wait_until("mountprop.service active (running)", Duration::from_secs(20), || {
-        prop(sb, "ActiveState") == "active" && prop(sb, "SubState") == "running"
-    });
-}
-
-fn root_shared(sb: &Sandbox) -> bool {
-    Sandbox::propagation_of(&sb.mountinfo("1"), "/").starts_with("shared:")
-}
 
 fn state(sb: &Sandbox) -> serde_json::Value {
     serde_json::from_str(&sb.read("/run/mountprop/state.json").unwrap_or_default()).unwrap_or_default()
@@ -66,10 +27,6 @@ fn settled(sb: &Sandbox) {
         }
         since.elapsed() > Duration::from_millis(400)
     });
-}
-
-fn journal(sb: &Sandbox) -> String {
-    sb.exec(&["journalctl", "--no-pager", "-u", "mountprop.service"]).stdout
 }
 
 /// Boot: the old-docker unit is fixed before docker starts; `systemctl status` shows the
@@ -150,23 +107,8 @@ fn d1_boot_fixes_first_and_reports() {
             .is_some_and(|s| s.contains(&format!("MainPID {new_pid} runs in")))
     });
 
-    let verify = sb.exec(&["systemd-analyze", "verify", "/etc/systemd/system/mountprop.service"]);
-    assert_eq!(
-        (verify.code, verify.stderr.as_str()),
-        (0, ""),
-        "systemd-analyze verify is clean"
-    );
-    let sec = sb
-        .exec(&["systemd-analyze", "security", "--no-pager", "mountprop.service"])
-        .stdout;
-    let exposure: f64 = sec
-        .lines()
-        .find_map(|l| l.split("Overall exposure level for mountprop.service: ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure figure in {sec}"));
+    let exposure = sandbox::scenario::analyze(&sb, "/etc/systemd/system/mountprop.service", 3.4);
     eprintln!("systemd-analyze security mountprop.service: {exposure}");
-    assert!(exposure <= 3.4, "hardening lost: exposure {exposure}");
 }
 
 /// Someone makes `/` private: the daemon notices (a propagation change does not wake a poll on
@@ -178,22 +120,10 @@ fn d2_make_private_is_undone() {
     let setup = with_daemon(Setup::default()).etc("mountprop/config.toml", "[daemon]\nmax_fixes = 100\n");
     let Some(sb) = sandbox::boot("d2", setup) else { return };
     running(&sb);
-    wait_until("/ shared", Duration::from_secs(10), || root_shared(&sb));
-    let mut delays = Vec::new();
-    for _ in 0..10 {
-        sb.exec(&["mount", "--make-private", "/"]).ok();
-        let t = Instant::now();
-        wait_until("/ shared again", Duration::from_secs(10), || root_shared(&sb));
-        delays.push(t.elapsed());
-    }
-    delays.sort();
+    let delays = sandbox::scenario::make_private_is_undone(&sb, 10);
     eprintln!(
         "make-private -> shared again, 10 trials: min {:?}, median {:?}, max {:?}",
         delays[0], delays[5], delays[9]
-    );
-    assert!(
-        journal(&sb).matches("made / rshared").count() >= 4,
-        "the daemon did the fixing"
     );
 }
 
@@ -205,38 +135,7 @@ fn d3_reload_rejects_a_broken_config_and_takes_a_good_one() {
         return;
     };
     running(&sb);
-    let pid = prop(&sb, "MainPID");
-    sb.write(
-        "/etc/mountprop/config.toml",
-        "units = [\"docker.service\"]\nrestart = \"sometimes\"\n",
-    );
-    sb.exec(&["systemctl", "reload", "mountprop.service"]).ok();
-    wait_until("rejection in STATUS", Duration::from_secs(10), || {
-        status_text(&sb).contains("config reload rejected")
-    });
-    assert_eq!(prop(&sb, "MainPID"), pid, "still the same process");
-    assert_eq!(prop(&sb, "ActiveState"), "active");
-    let st = status_text(&sb);
-    assert!(
-        st.contains("crio.service absent"),
-        "old config (default units) still in force: {st}"
-    );
-    assert!(
-        st.contains("/etc/mountprop/config.toml:2:11: unknown variant `sometimes`"),
-        "{st}"
-    );
-    assert!(
-        journal(&sb)
-            .contains("config reload rejected; the previous config stays in force: /etc/mountprop/config.toml:2:11")
-    );
-
-    sb.write("/etc/mountprop/config.toml", "units = [\"docker.service\"]\n");
-    sb.exec(&["systemctl", "reload", "mountprop.service"]).ok();
-    wait_until("new config in force", Duration::from_secs(10), || {
-        let st = status_text(&sb);
-        !st.contains("rejected") && !st.contains("crio.service")
-    });
-    assert_eq!(prop(&sb, "MainPID"), pid);
+    sandbox::scenario::sighup_reload(&sb);
     assert!(status_text(&sb).contains("docker.service absent"));
 }
 
@@ -369,7 +268,10 @@ fn d8_ready_without_a_bus_and_no_crash_loop() {
     sb.exec(&["systemctl", "stop", "dbus.socket", "dbus.service"]).ok();
     sb.exec(&["systemctl", "mask", "--runtime", "dbus.socket", "dbus.service"])
         .ok();
-    sb.write("/etc/systemd/system/mountprop.service", &unit());
+    sb.write(
+        "/etc/systemd/system/mountprop.service",
+        &sandbox::scenario::daemon_unit(),
+    );
     sb.exec(&["systemctl", "daemon-reload"]).ok();
     sb.exec(&["systemctl", "start", "mountprop.service"]).ok();
     assert_eq!(

@@ -3,27 +3,11 @@
 
 mod sandbox;
 
+use sandbox::scenario::{self, OWN, SHARED, peer_group, root_propagation};
 use sandbox::{OLD_DOCKER, Sandbox, Setup};
-
-const OWN: &str = "/etc/systemd/system/docker.service.d/90-mountprop.conf";
-const SHARED: u64 = 1048576;
-const SLAVE: u64 = 524288;
 
 fn old_docker(test: &str) -> Option<Sandbox> {
     sandbox::boot(test, Setup::default().file("docker.service", OLD_DOCKER))
-}
-
-fn root_propagation(sb: &Sandbox, pid: &str) -> String {
-    Sandbox::propagation_of(&sb.mountinfo(pid), "/")
-}
-
-/// The peer group number of a "shared:N ..." field list.
-fn peer_group(fields: &str) -> Option<&str> {
-    fields.split(' ').find_map(|f| f.strip_prefix("shared:"))
-}
-
-fn stat(sb: &Sandbox, path: &str) -> String {
-    sb.exec(&["stat", "-c", "%i %Y.%y %Z", path]).ok().stdout
 }
 
 /// Scenario 1: Old Docker, running, restart policy "always": fixed now, and mounts really flow both ways.
@@ -118,30 +102,8 @@ fn s1_old_docker_restart_always_gets_bidirectional_propagation() {
 fn s2_restart_never_leaves_the_runtime_running_and_says_restart_pending() {
     let Some(sb) = old_docker("s2") else { return };
     sb.exec(&["systemctl", "start", "docker.service"]).ok();
-    let pid = sb.main_pid("docker.service");
-    let reloads = sb.reload_counter();
-    let apply = sb.mountprop(&["apply"]);
-    assert_eq!(apply.code, 1, "{apply:#?}");
-    assert_eq!(reloads.count(), 1);
-    assert!(sb.read(OWN).is_some_and(|c| c.ends_with("MountFlags=shared\n")));
-    assert_eq!(sb.mount_flags("docker.service"), SHARED);
-    assert_eq!(sb.main_pid("docker.service"), pid, "not restarted");
-    assert!(
-        sb.unit_property("docker.service", "Unit", "Markers")
-            .contains("needs-restart")
-    );
-
-    let (code, report) = sb.check_json(None);
-    assert_eq!(code, 1);
-    let v = Sandbox::verdict(&report, "docker.service");
-    assert_eq!(v["status"], "restart-pending", "{v:#}");
-    assert!(
-        v["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("restart pending: MountFlags=shared"),
-        "{v:#}"
-    );
+    // systemd 252 has Markers (>= 248).
+    scenario::restart_pending(&sb, true);
 
     // The operator restarts when it suits them.
     sb.exec(&["systemctl", "reload-or-restart", "--marked"]).ok();
@@ -180,23 +142,8 @@ fn s4_twenty_applies_write_once_and_reload_once() {
     let Some(sb) = old_docker("s4") else { return };
     let reloads = sb.reload_counter();
     assert_eq!(sb.mountprop(&["apply"]).code, 0);
-    let first = stat(&sb, OWN);
-    let dir = stat(&sb, "/etc/systemd/system/docker.service.d");
-    let mounts = sb.mountinfo("1");
-    for i in 2..=20 {
-        let r = sb.mountprop(&["apply", "--json"]);
-        assert_eq!(r.code, 0, "run {i}: {r:#?}");
-        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-        assert_eq!(v["actions"], serde_json::json!([]), "run {i} did something: {v:#}");
-    }
-    assert_eq!(stat(&sb, OWN), first, "inode and times of the drop-in unchanged");
-    assert_eq!(
-        stat(&sb, "/etc/systemd/system/docker.service.d"),
-        dir,
-        "no temp files came and went"
-    );
-    assert_eq!(sb.mountinfo("1"), mounts, "mount table unchanged");
-    assert_eq!(reloads.count(), 1, "systemd reloaded exactly once over 20 runs");
+    assert_eq!(reloads.count(), 1, "the first run reloads once");
+    scenario::applies_change_nothing(&sb, 19, 0);
 }
 
 /// Scenario 5: A drop-in that sorts after mountprop's and sets MountFlags=slave: named by file and line,
@@ -213,39 +160,7 @@ fn s5_a_later_site_dropin_is_named_and_not_fought() {
         .etc("mountprop/config.toml", "restart = \"always\"\n");
     let Some(sb) = sandbox::boot("s5", setup) else { return };
     sb.exec(&["systemctl", "start", "docker.service"]).ok();
-    let pid = sb.main_pid("docker.service");
-
-    let (code, report) = sb.check_json(None);
-    assert_eq!(code, 1);
-    let v = Sandbox::verdict(&report, "docker.service");
-    assert_eq!(
-        v["blame"],
-        serde_json::json!({"file": site, "line": 3, "setting": "MountFlags=slave"}),
-        "{v:#}"
-    );
-    assert!(
-        v["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("overridden by {site}:3 (MountFlags=slave)")),
-        "{v:#}"
-    );
-
-    let reloads = sb.reload_counter();
-    for _ in 0..3 {
-        let apply = sb.mountprop(&["apply"]);
-        assert_eq!(apply.code, 1, "{apply:#?}");
-        assert!(
-            apply
-                .line("docker.service")
-                .contains(&format!("overridden by {site}:3")),
-            "{}",
-            apply.stdout
-        );
-    }
-    assert_eq!(reloads.count(), 1, "its own drop-in is loaded once, then nothing more");
-    assert_eq!(sb.main_pid("docker.service"), pid, "no restart that could not help");
-    assert_eq!(sb.mount_flags("docker.service"), SLAVE, "the site's setting stands");
+    scenario::later_dropin_not_fought(&sb, site, 1);
     assert_eq!(
         sb.read(site).as_deref(),
         Some("# site policy\n[Service]\nMountFlags=slave\n")

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::engine::dropin;
 use crate::engine::plan::Action;
 use crate::node::atomicfile::{Dir, Entry};
-use crate::node::systemd::Systemd;
+use crate::node::systemd::{Reloaded, Systemd};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
@@ -83,9 +83,29 @@ pub fn act(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
                 } else if let Node::Host = host.node {
                     ActionResult::Skipped(NOT_ASKED.into())
                 } else if let Node::Live(systemd) = host.node {
-                    match systemd.reload() {
-                        Ok(()) => {
+                    // What the reload must load: each unit's own drop-in, by which a reload
+                    // whose answer is lost is confirmed.
+                    let own: Vec<(&str, std::path::PathBuf)> = units
+                        .iter()
+                        .filter(|u| !failed_units.contains(&u.as_str()))
+                        .map(|u| {
+                            (
+                                u.as_str(),
+                                dropin::dir_for(Path::new("/"), u).join(&host.config.dropin_name),
+                            )
+                        })
+                        .collect();
+                    let expect: Vec<(&str, &Path)> = own.iter().map(|(u, p)| (*u, p.as_path())).collect();
+                    match systemd.reload_confirmed(&expect) {
+                        Ok(Reloaded::Answered) => {
                             tracing::info!(ACTION = "reload", "reloaded systemd");
+                            ActionResult::Done
+                        }
+                        Ok(Reloaded::Confirmed(lost)) => {
+                            tracing::warn!(
+                                ACTION = "reload",
+                                "systemd's answer to Reload was lost ({lost}); the units show their drop-ins loaded, so it reloaded"
+                            );
                             ActionResult::Done
                         }
                         Err(e) => {

@@ -120,6 +120,45 @@ mod tests {
         );
     }
 
+    /// Each version that was booted (upstream builds of 219, 238, 239, 241 and 242; Debian's
+    /// 247, 252, 257 and 262 in tests/matrix.rs) against what it loads and what it does:
+    /// (version, the value auto writes, values that keep the unit's mounts flowing both ways).
+    #[test]
+    fn the_table_follows_what_each_booted_version_did() {
+        use MountFlags::*;
+        let seen: &[(u32, MountFlags, &[MountFlags])] = &[
+            // shared: own namespace, `/` a peer of the host's group; unset: host namespace.
+            (219, Shared, &[Shared, Unset]),
+            (238, Shared, &[Shared, Unset]),
+            // shared: own namespace made a slave first (host→unit only); unset: host namespace.
+            (239, Unset, &[Unset]),
+            (241, Unset, &[Unset]),
+            // shared or unset: the host's namespace.
+            (242, Shared, &[Shared, Unset]),
+            (247, Shared, &[Shared, Unset]),
+            (252, Shared, &[Shared, Unset]),
+            (257, Shared, &[Shared, Unset]),
+            (262, Shared, &[Shared, Unset]),
+        ];
+        for &(v, writes, both_ways) in seen {
+            let c = choose(MountFlagsMode::Auto, Some(v));
+            assert_eq!(c.value, writes, "systemd {v}");
+            for loaded in [Shared, Unset, Slave, Private] {
+                assert_eq!(
+                    satisfies(loaded, &c, Some(v)),
+                    both_ways.contains(&loaded),
+                    "systemd {v}, MountFlags {loaded:?} loaded"
+                );
+            }
+        }
+        // From the sources only: 240 as 239 and 241 (commit 9b68367b keeps the slave step);
+        // 229-232 fail to parse an empty `MountFlags=`, so auto never writes it there.
+        assert_eq!(choose(MountFlagsMode::Auto, Some(240)).value, Unset);
+        for v in 229..=232 {
+            assert_eq!(choose(MountFlagsMode::Auto, Some(v)).value, Shared, "systemd {v}");
+        }
+    }
+
     #[test]
     fn forced_modes_ignore_the_version() {
         for ver in [Some(240), Some(252), None] {

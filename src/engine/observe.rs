@@ -493,15 +493,22 @@ fn unit_files(root: &Path, name: &str, props: &UnitProps, own: &OwnDropIn) -> Ve
 }
 
 fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u8>) {
-    let first = first_mount(&pid.to_string());
-    let same = first.is_some() && first == host.first_mount;
     let mut view = RuntimeView {
         pid,
-        same_ns_as_host: same,
+        same_ns_as_host: false,
         paths: Vec::new(),
         points: Vec::new(),
         error: None,
     };
+    if let Err(exe) = handover::wait(pid) {
+        view.error = Some(format!(
+            "systemd has not yet handed it over to its command (it still runs {exe}, so its namespace is not set up yet); look again in a moment"
+        ));
+        return (view, buf);
+    }
+    let first = first_mount(&pid.to_string());
+    let same = first.is_some() && first == host.first_mount;
+    view.same_ns_as_host = same;
     if same {
         view.paths = host.paths.iter().map(|p| Some(p.mount.clone())).collect();
         view.points = host.points.iter().map(|p| Some(p.mount.clone())).collect();
@@ -532,4 +539,109 @@ fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u
         Err(e) => view.error = Some(e.to_string()),
     }
     (view, info.into_buffer())
+}
+
+/// A MainPID that systemd has forked but not yet handed over to the unit's command. Up to
+/// systemd 254 the child is a copy of PID 1 until it execs the command; from 255 on PID 1
+/// spawns `systemd-executor`, which sets the namespace up and then execs the command. In that
+/// window the process still sits in PID 1's mount namespace, which says nothing about the
+/// namespace the command will get, so it must not be judged.
+mod handover {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant};
+
+    /// Long enough for systemd's setup (0.3 s seen on 257), short enough for a check.
+    const WAIT: Duration = Duration::from_secs(2);
+
+    /// Whether an executable (the target of `/proc/<pid>/exe`) is systemd's own, not yet the
+    /// unit's command: the very file PID 1 runs, or its executor.
+    pub(super) fn in_systemd_setup(exe: &str, same_file_as_pid1: bool) -> bool {
+        // A binary replaced by an upgrade reads "<path> (deleted)".
+        let path = exe.strip_suffix(" (deleted)").unwrap_or(exe);
+        same_file_as_pid1 || path.rsplit('/').next() == Some("systemd-executor")
+    }
+
+    /// The same from `argv[0]` (`/proc/<pid>/cmdline`), for when `/proc/<pid>/exe` may not be
+    /// read (the shipped unit has no CAP_SYS_PTRACE, and the runtime more capabilities than
+    /// mountprop): PID 1's own `argv[0]` (a fork not yet exec'd), the executor's path, or the
+    /// "(command)" name systemd gives its child while it sets it up.
+    pub(super) fn in_systemd_setup_by_argv0(argv0: &str, pid1_argv0: &str) -> bool {
+        argv0 == pid1_argv0
+            || in_systemd_setup(argv0, false)
+            || (argv0.len() > 2 && argv0.starts_with('(') && argv0.ends_with(')'))
+    }
+
+    fn argv0(pid: &str) -> Option<String> {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let first = raw.split(|&b| b == 0).next()?;
+        Some(String::from_utf8_lossy(first).into_owned())
+    }
+
+    /// `Some(exe)` while `pid` is still in systemd's setup; `None` once it runs its command,
+    /// or when that cannot be told (gone: the rest of the look says so).
+    fn still_in_setup(pid: u32) -> Option<String> {
+        let link = format!("/proc/{pid}/exe");
+        let Ok(exe) = std::fs::read_link(&link) else {
+            let a = argv0(&pid.to_string())?;
+            return in_systemd_setup_by_argv0(&a, &argv0("1")?).then_some(a);
+        };
+        let exe = exe.to_string_lossy().into_owned();
+        // The same inode as PID 1's executable, even when that file was replaced since.
+        let ino = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let same = match (ino(&link), ino("/proc/1/exe")) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        };
+        in_systemd_setup(&exe, same).then_some(exe)
+    }
+
+    /// Waits (bounded) until `pid` runs its command; `Err(exe)` if it still does not.
+    pub(super) fn wait(pid: u32) -> Result<(), String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match still_in_setup(pid) {
+                None => return Ok(()),
+                Some(exe) if Instant::now() >= deadline => return Err(exe),
+                Some(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn systemd_setup_is_pid1s_binary_or_the_executor() {
+            assert!(in_systemd_setup("/usr/lib/systemd/systemd", true));
+            assert!(in_systemd_setup("/usr/lib/systemd/systemd-executor", false));
+            assert!(in_systemd_setup("/usr/lib/systemd/systemd-executor (deleted)", false));
+            assert!(in_systemd_setup("/lib/systemd/systemd (deleted)", true));
+            assert!(!in_systemd_setup("/usr/bin/dockerd", false));
+            assert!(!in_systemd_setup("/usr/bin/sleep", false));
+            // A name that only looks alike is a command.
+            assert!(!in_systemd_setup("/opt/systemd-executor-wrapper", false));
+            assert!(!in_systemd_setup("/usr/lib/systemd/systemd", false));
+        }
+
+        #[test]
+        fn without_exe_argv0_tells() {
+            let pid1 = "/lib/systemd/systemd";
+            assert!(in_systemd_setup_by_argv0("/lib/systemd/systemd", pid1));
+            assert!(in_systemd_setup_by_argv0("/usr/lib/systemd/systemd-executor", pid1));
+            assert!(in_systemd_setup_by_argv0("(dockerd)", pid1));
+            assert!(!in_systemd_setup_by_argv0("/usr/bin/dockerd", pid1));
+            assert!(!in_systemd_setup_by_argv0("containerd", pid1));
+            assert!(!in_systemd_setup_by_argv0("()", pid1));
+        }
+
+        #[test]
+        fn this_process_is_handed_over_at_once() {
+            let me = std::process::id();
+            assert_eq!(still_in_setup(me), None);
+            let t = Instant::now();
+            assert_eq!(wait(me), Ok(()));
+            assert!(t.elapsed() < WAIT);
+        }
+    }
 }

@@ -125,6 +125,42 @@ impl SystemdError {
     }
 }
 
+impl SystemdError {
+    /// The call's answer was lost (no reply at all, or none in time), as opposed to refused:
+    /// systemd may well have done what was asked.
+    pub fn answer_lost(&self) -> bool {
+        match self {
+            Self::Busy { .. } => true,
+            Self::Unit { source, .. } | Self::Manager { source, .. } => is_no_reply(source) || is_timeout(source),
+            _ => false,
+        }
+    }
+}
+
+fn is_no_reply(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::FDO(f) if matches!(**f, fdo::Error::NoReply(_)))
+}
+
+/// How a reload went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// systemd answered that it reloaded.
+    Answered,
+    /// Its answer was lost (the error's words), but every unit now shows its drop-in loaded.
+    Confirmed(String),
+}
+
+/// Whether every `(unit, drop-in)` of `expect` shows, in `units` (in the same order), the
+/// drop-in loaded and nothing left for a reload: what a reload that happened leaves behind.
+pub fn reload_visible(expect: &[(&str, &std::path::Path)], units: &[UnitProps]) -> bool {
+    !expect.is_empty()
+        && expect.len() == units.len()
+        && expect
+            .iter()
+            .zip(units)
+            .all(|((_, dropin), u)| u.dropin_paths.iter().any(|p| p == dropin) && !u.need_daemon_reload)
+}
+
 fn is_timeout(e: &zbus::Error) -> bool {
     matches!(e, zbus::Error::InputOutput(io) if io.kind() == std::io::ErrorKind::TimedOut)
 }
@@ -288,6 +324,33 @@ impl Systemd {
     /// `Manager.Reload` (daemon-reload). systemd answers once the reload is done.
     pub fn reload(&self) -> Result<(), SystemdError> {
         zbus::block_on(self.call::<_, ()>(PATH, MANAGER, "Reload", &())).map_err(|e| self.manager_error("Reload", e))
+    }
+
+    /// [`Self::reload`], and when systemd's answer is lost (systemd 238 answers `NoReply` to
+    /// every `Reload` over the bus although it reloads; a slow generator outlasts the call's
+    /// timeout), reads the units again: if each shows its drop-in (`expect`) loaded, the reload
+    /// happened. Waits for that at most one call timeout more.
+    pub fn reload_confirmed(&self, expect: &[(&str, &std::path::Path)]) -> Result<Reloaded, SystemdError> {
+        let lost = match self.reload() {
+            Ok(()) => return Ok(Reloaded::Answered),
+            Err(e) if e.answer_lost() && !expect.is_empty() => e,
+            Err(e) => return Err(e),
+        };
+        let units: Vec<&str> = expect.iter().map(|(u, _)| *u).collect();
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            match self.snapshot(&units) {
+                Ok(s) if reload_visible(expect, &s.units) => return Ok(Reloaded::Confirmed(lost.to_string())),
+                // Not visible yet, or systemd still busy reloading: look again.
+                Ok(_) => {}
+                Err(e) if e.answer_lost() => {}
+                Err(_) => return Err(lost),
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(lost);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Restarts `unit` and waits for its job to finish with result "done". `keepalive` is
@@ -491,6 +554,63 @@ mod tests {
             unit_object_path("1x.service"),
             "/org/freedesktop/systemd1/unit/_31x_2eservice"
         );
+    }
+
+    #[test]
+    fn lost_answers_are_told_from_refusals() {
+        let no_reply = zbus::Error::FDO(Box::new(fdo::Error::NoReply("timed out".into())));
+        let denied = zbus::Error::FDO(Box::new(fdo::Error::AccessDenied("no".into())));
+        let timed_out = zbus::Error::InputOutput(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
+        let manager = |source| SystemdError::Manager {
+            method: "Reload",
+            source,
+        };
+        assert!(manager(no_reply).answer_lost());
+        assert!(manager(timed_out).answer_lost());
+        assert!(!manager(denied).answer_lost());
+        assert!(
+            SystemdError::Busy {
+                what: "Reload".into(),
+                secs: 5
+            }
+            .answer_lost()
+        );
+        assert!(
+            !SystemdError::NotRunning {
+                detail: String::new(),
+                hint: ""
+            }
+            .answer_lost()
+        );
+    }
+
+    #[test]
+    fn a_reload_is_visible_when_every_dropin_is_loaded() {
+        use std::path::Path;
+        let own = Path::new("/etc/systemd/system/docker.service.d/90-mountprop.conf");
+        let loaded = UnitProps {
+            dropin_paths: vec![
+                PathBuf::from("/etc/systemd/system/docker.service.d/10-a.conf"),
+                own.into(),
+            ],
+            ..Default::default()
+        };
+        let expect = [("docker.service", own)];
+        assert!(reload_visible(&expect, std::slice::from_ref(&loaded)));
+        // Not loaded yet (a new file), or loaded but changed since (a rewritten one).
+        let missing = UnitProps::default();
+        assert!(!reload_visible(&expect, &[missing]));
+        let stale = UnitProps {
+            need_daemon_reload: true,
+            ..loaded.clone()
+        };
+        assert!(!reload_visible(&expect, &[stale]));
+        // Nothing to judge by proves nothing.
+        assert!(!reload_visible(&[], &[]));
+        assert!(!reload_visible(
+            &[("docker.service", own), ("containerd.service", own)],
+            &[loaded]
+        ));
     }
 
     #[test]

@@ -15,6 +15,9 @@
 
 #![allow(dead_code)]
 
+pub mod scenario;
+pub mod trees;
+
 use std::fs;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -81,6 +84,20 @@ pub struct Setup {
     /// Files removed from the node's overlays before it boots (absolute paths), e.g. one
     /// runtime's units where another's must stay.
     pub remove: Vec<String>,
+    /// The mountprop binary the node sees at [`NODE_BIN`] (default: this build's, [`BIN`]).
+    /// An old tree needs the static build: its glibc is older than the host's.
+    pub bin: Option<PathBuf>,
+    /// A cgroup2 mount at /sys/fs/cgroup in the node's cgroup namespace, instead of the
+    /// host's cgroup v1 hybrid layout, which systemd >= 258 refuses.
+    pub cgroup2: bool,
+    /// Shell run before the node boots, with `$R` the node's root (an overlay of the tree;
+    /// root boots only), the test's files already in it and the binary under test at
+    /// `$R/mnt/harness/mountprop`: for work on the tree as an image build does it.
+    pub pre_boot: Vec<String>,
+    /// Host files the node sees under /mnt/harness/<name> from before it boots.
+    pub harness_files: Vec<PathBuf>,
+    /// Mask the services a test node must not run (as for the host's overlaid `/`) in a tree.
+    pub hide_host: bool,
 }
 
 impl Setup {
@@ -113,6 +130,28 @@ impl Setup {
     /// Removes `path` (a file) from the node before it boots; the host's copy stays.
     pub fn without(mut self, path: &str) -> Self {
         self.remove.push(path.to_string());
+        self
+    }
+
+    pub fn with_bin(mut self, bin: &Path) -> Self {
+        self.bin = Some(bin.to_path_buf());
+        self
+    }
+
+    pub fn with_cgroup2(mut self, on: bool) -> Self {
+        self.cgroup2 = on;
+        self
+    }
+
+    /// See [`Setup::pre_boot`].
+    pub fn pre_boot(mut self, script: &str) -> Self {
+        self.pre_boot.push(script.to_string());
+        self
+    }
+
+    /// See [`Setup::harness_files`].
+    pub fn harness_file(mut self, host: &Path) -> Self {
+        self.harness_files.push(host.to_path_buf());
         self
     }
 
@@ -269,12 +308,24 @@ cp -a --remove-destination "$SBX_DIR/etc/." "$R/etc/"
 mkdir -p $R/dev $R/sys $R/proc $R/tmp $R/run $R/mnt/harness
 mount --rbind /dev $R/dev
 mount --rbind /sys $R/sys
+if [ -n "$SBX_CGROUP2" ]; then
+  # The host's v1 hybrid tree goes (only in this namespace); the unified hierarchy, rooted at
+  # this cgroup namespace, takes its place.
+  umount -l $R/sys/fs/cgroup
+  mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
+fi
 mount -t tmpfs -o mode=1777 sbx-tmp $R/tmp
 mount -t tmpfs -o mode=755 sbx-run $R/run
 touch $R/mnt/harness/mountprop && mount --bind "$SBX_BIN" $R/mnt/harness/mountprop
+cp -a "$SBX_DIR/harness/." $R/mnt/harness/
+if [ -e "$SBX_DIR/pre-boot.sh" ]; then
+  ( . "$SBX_DIR/pre-boot.sh" ) > "$SBX_DIR/pre-boot.log" 2>&1 || {{ echo "pre-boot failed:"; cat "$SBX_DIR/pre-boot.log"; exit 1; }}
+fi
 cd $R
 mkdir -p .oldroot
 pivot_root . .oldroot
+# The tree's own tools from here on (bash remembers the host's paths).
+hash -r
 mount -t proc proc /proc
 umount -l /.oldroot
 rmdir /.oldroot
@@ -305,6 +356,22 @@ impl Sandbox {
             wants.join(" ")
         );
         fs::write(etc.join("systemd/system/sandbox.target"), target).map_err(|e| e.to_string())?;
+        // A tree boots its own multi-user.target; the test's units join it there.
+        if setup.root.is_some() && !setup.wants.is_empty() {
+            let d = etc.join("systemd/system/multi-user.target.d");
+            fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+            let conf = format!("[Unit]\nWants={}\n", setup.wants.join(" "));
+            fs::write(d.join("50-sandbox.conf"), conf).map_err(|e| e.to_string())?;
+        }
+        let harness = dir.join("harness");
+        fs::create_dir_all(&harness).map_err(|e| e.to_string())?;
+        for f in &setup.harness_files {
+            let name = f.file_name().ok_or_else(|| format!("{}: no file name", f.display()))?;
+            fs::copy(f, harness.join(name)).map_err(|e| format!("{}: {e}", f.display()))?;
+        }
+        if !setup.pre_boot.is_empty() {
+            fs::write(dir.join("pre-boot.sh"), setup.pre_boot.join("\n")).map_err(|e| e.to_string())?;
+        }
         for (rel, content) in &setup.files {
             let p = etc.join(rel);
             if let Some(parent) = p.parent() {
@@ -338,10 +405,14 @@ impl Sandbox {
         .arg(dir.join("init.sh"))
         .env("SBX_DIR", &dir)
         .env("SBX_HOST_RUNTIMES", if setup.host_runtimes { "1" } else { "" })
-        .env("SBX_BIN", BIN)
+        .env("SBX_BIN", setup.bin.as_deref().unwrap_or(Path::new(BIN)))
+        .env("SBX_CGROUP2", if setup.cgroup2 { "1" } else { "" })
         .env("SBX_ROOT", root)
         .env("SBX_TARGET", target)
-        .env("SBX_HIDE_HOST", if setup.overlay_root { "1" } else { "" })
+        .env(
+            "SBX_HIDE_HOST",
+            if setup.overlay_root || setup.hide_host { "1" } else { "" },
+        )
         .env("SBX_REMOVE", setup.remove.join("\n"))
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)

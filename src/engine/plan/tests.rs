@@ -2,11 +2,13 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::config::{Config, MountFlagsMode, Needed, PathRule, RestartPolicy};
-use crate::dropin;
-use crate::mountinfo::{MountSummary, Propagation};
-use crate::observe::{Facts, HostFacts, OwnDropIn, OwnState, PathFacts, RuntimeView, SystemdInfo, UnitFacts, UnitFile};
-use crate::systemd::UnitProps;
-use crate::unitfile::{MS_SHARED, MS_SLAVE};
+use crate::engine::dropin;
+use crate::engine::observe::{
+    Facts, HostFacts, OwnDropIn, OwnState, PathFacts, RuntimeView, SystemdInfo, UnitFacts, UnitFile,
+};
+use crate::node::mountinfo::{MountSummary, Propagation};
+use crate::node::systemd::UnitProps;
+use crate::node::unitfile::{MS_SHARED, MS_SLAVE};
 
 const OWN: &str = "/etc/systemd/system/docker.service.d/90-mountprop.conf";
 const FRAGMENT: &str = "/lib/systemd/system/docker.service";
@@ -49,7 +51,7 @@ fn path_facts(path: &str, needs: Needed, m: MountSummary) -> PathFacts {
 
 fn facts(version: u32) -> Facts {
     Facts {
-        scope: crate::observe::Scope::Everything,
+        scope: crate::engine::observe::Scope::Everything,
         systemd: SystemdInfo {
             version_string: format!("{version}.1-1"),
             version: Some(version),
@@ -60,7 +62,7 @@ fn facts(version: u32) -> Facts {
             first_mount: Some(27),
             container: None,
             paths: vec![path_facts("/", Needed::Shared, mount(43, "/", shared(1)))],
-            points: vec![crate::observe::Point {
+            points: vec![crate::engine::observe::Point {
                 path: "/".into(),
                 mount: mount(43, "/", shared(1)),
                 exists: true,
@@ -73,22 +75,22 @@ fn facts(version: u32) -> Facts {
     }
 }
 
-fn image(service: crate::image::ServiceInstall) -> Facts {
+fn image(service: crate::node::image::ServiceInstall) -> Facts {
     let mut f = facts(252);
     f.host.paths.clear();
     f.host.points.clear();
-    f.image = Some(crate::observe::ImageFacts {
+    f.image = Some(crate::engine::observe::ImageFacts {
         root: "/img".into(),
         service,
     });
     f
 }
 
-fn installed(enabled: bool) -> crate::image::ServiceInstall {
-    crate::image::ServiceInstall {
+fn installed(enabled: bool) -> crate::node::image::ServiceInstall {
+    crate::node::image::ServiceInstall {
         unit: "mountprop.service".into(),
         fragment: Some("/lib/systemd/system/mountprop.service".into()),
-        links: vec![crate::image::WantsLink {
+        links: vec![crate::node::image::WantsLink {
             dir: "etc/systemd/system/multi-user.target.wants".into(),
             target: enabled.then(|| "/lib/systemd/system/mountprop.service".into()),
         }],
@@ -789,7 +791,7 @@ fn image_writes_ahead_for_a_runtime_not_yet_installed() {
 #[test]
 fn image_without_mountprop_installed_is_drift() {
     let p = plan(
-        &image(crate::image::ServiceInstall {
+        &image(crate::node::image::ServiceInstall {
             unit: "mountprop.service".into(),
             fragment: None,
             links: vec![],
@@ -804,8 +806,8 @@ fn image_without_mountprop_installed_is_drift() {
 // ---- Kubernetes mountPropagation modes ----
 
 use crate::config::KubeMode;
-use crate::modes::{Decider, ModeVerdict, ProbeResult};
-use crate::observe::{KubeletFacts, Point};
+use crate::engine::modes::{Decider, ModeVerdict, ProbeResult};
+use crate::engine::observe::{KubeletFacts, Point};
 
 fn point(path: &str, m: MountSummary) -> Point {
     Point {
@@ -1213,7 +1215,7 @@ fn modes_the_probe_cannot_clear_what_it_did_not_reach() {
 #[test]
 fn a_paths_only_look_plans_the_paths_and_nothing_else() {
     let mut f = with_units(facts(252), vec![old_docker()]);
-    f.scope = crate::observe::Scope::Paths;
+    f.scope = crate::engine::observe::Scope::Paths;
     f.systemd.version = None;
     f.host.paths[0].mount.propagation = private();
     let p = plan(&f, &cfg());

@@ -34,13 +34,7 @@ fn core(suite: &str) {
         return;
     };
     sb.exec(&["systemctl", "start", "docker.service"]).ok();
-    let check = sb.mountprop(&["check"]);
-    assert_eq!(check.code, 1, "{check:#?}");
-    let line = check.line("docker.service");
-    assert!(
-        line.contains("DRIFT") && line.contains("MountFlags=slave (set in /etc/systemd/system/docker.service:6)"),
-        "{line}"
-    );
+    scenario::check_names_the_slave_line(&sb);
     let pid = scenario::restart_pending(&sb, t.version >= 248);
     scenario::applies_change_nothing(&sb, 2, 1);
     assert_eq!(sb.main_pid("docker.service"), pid);

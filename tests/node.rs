@@ -18,13 +18,7 @@ fn s1_old_docker_restart_always_gets_bidirectional_propagation() {
     sb.exec(&["systemctl", "start", "docker.service"]).ok();
     let old_pid = sb.main_pid("docker.service").to_string();
 
-    let check = sb.mountprop(&["check"]);
-    assert_eq!(check.code, 1, "{check:#?}");
-    let line = check.line("docker.service");
-    assert!(
-        line.contains("DRIFT") && line.contains("MountFlags=slave (set in /etc/systemd/system/docker.service:6)"),
-        "{line}"
-    );
+    scenario::check_names_the_slave_line(&sb);
 
     // Negative control: / made rshared by hand, the slave runtime's own mounts stay in its
     // namespace, while the host's reach it.

@@ -66,6 +66,17 @@ pub fn daemon_journal(sb: &Sandbox) -> String {
     sb.exec(&["journalctl", "--no-pager", "-u", "mountprop.service"]).stdout
 }
 
+/// `check` on the running old docker (OLD_DOCKER): drift, exit 1, naming its unit file's line.
+pub fn check_names_the_slave_line(sb: &Sandbox) {
+    let check = sb.mountprop(&["check"]);
+    assert_eq!(check.code, 1, "{check:#?}");
+    let line = check.line("docker.service");
+    assert!(
+        line.contains("DRIFT") && line.contains("MountFlags=slave (set in /etc/systemd/system/docker.service:6)"),
+        "{line}"
+    );
+}
+
 /// `apply` with restart = "never" on a running old docker: one reload, the drop-in, docker left
 /// running and reported restart pending. Markers=needs-restart is set where systemd has the
 /// property (>= 248); before that only the advice to restart, and no Markers asked for.

@@ -39,7 +39,16 @@ impl Tree {
 
 /// The tree of `suite`, built (scripts/trees.sh) if it is not there yet; waits for a build
 /// that scripts/test.sh started in the background (the script holds a lock while it builds).
-pub fn tree(suite: &str) -> Tree {
+/// Without root (mmdebstrap and the boot need it): a loud SKIP and `None`, as for any sandbox.
+pub fn tree(suite: &str) -> Option<Tree> {
+    let root = nix::unistd::geteuid().is_root();
+    if !super::require(
+        &format!("matrix {suite}"),
+        root,
+        "the version matrix builds and boots trees as root",
+    ) {
+        return None;
+    }
     let path = repo("target/trees").join(suite);
     if !path.join("usr/lib/systemd/systemd").exists() && !path.join("lib/systemd/systemd").exists() {
         let out = Command::new(repo("scripts/trees.sh"))
@@ -54,11 +63,11 @@ pub fn tree(suite: &str) -> Tree {
     }
     let (version, _) =
         mountprop::image::systemd_version(&path).unwrap_or_else(|| panic!("no systemd in {}", path.display()));
-    Tree {
+    Some(Tree {
         suite: suite.to_string(),
         path,
         version,
-    }
+    })
 }
 
 /// The static (musl) mountprop: `$MOUNTPROP_STATIC_BIN` when set, else built here once with

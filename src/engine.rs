@@ -36,6 +36,7 @@ pub fn check(node: Node<'_>, cfg: &Config, look: Look) -> Result<Checked, Observ
         (Node::Live(sys), Look::Probe(limit)) => {
             let mut f = observe::observe(sys, cfg)?;
             f.probe = Some(probe::run(&f, limit));
+            probe::containers(&mut f, limit);
             f
         }
     };

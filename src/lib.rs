@@ -10,6 +10,8 @@ pub mod act;
 pub mod atomicfile;
 pub mod config;
 #[cfg(feature = "node")]
+pub mod containers;
+#[cfg(feature = "node")]
 pub mod daemon;
 #[cfg(feature = "node")]
 pub mod dropin;

@@ -47,6 +47,10 @@ pub struct Facts {
     pub image: Option<ImageFacts>,
     /// What the live probe saw, when one ran ([`crate::probe`]).
     pub probe: Option<Vec<ProbeResult>>,
+    /// Running containers whose volumes asked for propagation ([`crate::containers`]).
+    pub containers: Vec<crate::containers::ContainerFacts>,
+    /// Container specs that could not be read.
+    pub container_errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -251,6 +255,7 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         buf = b;
         units.push(u);
     }
+    let (containers, container_errors) = crate::containers::observe_node(host.own_namespace);
     let kubelet = match kubelet_props {
         Some(p) if p.load_state == "loaded" => Some(KubeletFacts {
             name: cfg.kubelet_unit.clone(),
@@ -266,6 +271,8 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         kubelet,
         image: None,
         probe: None,
+        containers,
+        container_errors,
     })
 }
 
@@ -284,6 +291,8 @@ pub fn observe_paths(cfg: &Config) -> Result<Facts, ObserveError> {
         kubelet: None,
         image: None,
         probe: None,
+        containers: Vec::new(),
+        container_errors: Vec::new(),
     })
 }
 
@@ -336,6 +345,8 @@ pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
             service: crate::image::service_install(root),
         }),
         probe: None,
+        containers: Vec::new(),
+        container_errors: Vec::new(),
     }
 }
 

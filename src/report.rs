@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::act::{ActionResult, Outcome};
 use crate::config::KubeMode;
+use crate::containers::{Judged, StaleContainer};
 use crate::engine::{Applied, Checked};
 use crate::modes::{self, ModeVerdict, ProbeResult};
 use crate::observe::SystemdInfo;
@@ -39,11 +40,41 @@ pub struct Report<'a> {
     /// What the live probe saw (`mountprop probe`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<&'a [ProbeResult]>,
+    /// Running containers whose volumes no longer propagate as they asked.
+    pub stale_containers: &'a [StaleContainer],
+    /// How many running containers asked for propagation on some volume.
+    pub containers_looked_at: usize,
+    #[serde(skip)]
+    judged: &'a Judged,
 }
 
 /// One line a person, or node-problem-detector, can act on: the worst thing first, naming the
 /// unit, file:line and setting, or the mount; when all is well, what is and what works.
-pub fn one_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode) -> String {
+pub fn one_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode, containers: &Judged) -> String {
+    let node = node_line(verdicts, modes, required);
+    let stale = &containers.stale;
+    match stale.first() {
+        None if node.starts_with("ok: ") && containers.looked_at > 0 => {
+            format!(
+                "{node}; {} container(s) with propagated volumes, none stale",
+                containers.looked_at
+            )
+        }
+        None => node,
+        Some(_) if !node.starts_with("ok: ") => format!("{node}; and {} stale container(s)", stale.len()),
+        Some(first) => {
+            let more = if stale.len() > 1 {
+                format!(" (+{} more)", stale.len() - 1)
+            } else {
+                String::new()
+            };
+            format!("DRIFT: stale container {}{more}", first.line())
+        }
+    }
+}
+
+/// [`one_line`] for the node alone.
+fn node_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode) -> String {
     let worst = crate::plan::worst(verdicts);
     if worst != Status::Ok {
         let bad: Vec<&Verdict> = verdicts.iter().filter(|v| v.status == worst).collect();
@@ -102,6 +133,9 @@ impl<'a> Report<'a> {
             modes: &c.plan.modes,
             required_mode: c.plan.required_mode,
             probe: c.facts.probe.as_deref(),
+            stale_containers: &c.plan.containers.stale,
+            containers_looked_at: c.plan.containers.looked_at,
+            judged: &c.plan.containers,
         }
     }
 
@@ -112,7 +146,7 @@ impl<'a> Report<'a> {
     }
 
     pub fn one_line(&self) -> String {
-        one_line(self.verdicts, self.modes, self.required_mode)
+        one_line(self.verdicts, self.modes, self.required_mode, self.judged)
     }
 
     pub fn for_apply(a: &'a Applied, config: String, dry_run: bool) -> Self {
@@ -139,6 +173,9 @@ impl<'a> Report<'a> {
             modes: &last.plan.modes,
             required_mode: last.plan.required_mode,
             probe: last.facts.probe.as_deref(),
+            stale_containers: &last.plan.containers.stale,
+            containers_looked_at: last.plan.containers.looked_at,
+            judged: &last.plan.containers,
         }
     }
 
@@ -229,6 +266,7 @@ impl<'a> Report<'a> {
                 }
             }
         }
+        containers_section(&mut s, self.stale_containers);
         for n in self.notes {
             let _ = writeln!(s, "  note: {n}");
         }
@@ -254,5 +292,44 @@ impl<'a> Report<'a> {
         };
         let _ = writeln!(s, "result: {word} (exit {})", self.exit_code);
         s
+    }
+}
+
+/// The stale containers, one block each: who, each volume (asked for, gets, why), the remedy.
+pub fn containers_section(s: &mut String, stale: &[StaleContainer]) {
+    if stale.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  STALE CONTAINERS ({}): their volumes no longer propagate as they asked; a node fix does not reach them, a new container does",
+        stale.len()
+    );
+    for c in stale {
+        let _ = writeln!(
+            s,
+            "  {} ({} {})",
+            c.label(),
+            c.runtime,
+            c.id.chars().take(12).collect::<String>()
+        );
+        for v in &c.volumes {
+            let by = if v.probed { ", live check" } else { "" };
+            let _ = writeln!(
+                s,
+                "    {} from {}: asked {} ({}), {}{by}: {}",
+                v.destination.display(),
+                v.source.display(),
+                v.requested,
+                v.option,
+                match v.gets {
+                    crate::containers::Gets::Nothing => "gets NOTHING",
+                    crate::containers::Gets::ReceivesOnly => "only RECEIVES",
+                    crate::containers::Gets::Both => "gets both ways",
+                },
+                v.detail
+            );
+        }
+        let _ = writeln!(s, "    remedy: {}", c.remedy);
     }
 }

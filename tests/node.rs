@@ -356,7 +356,9 @@ fn s11_a_sandboxing_setting_is_named_and_reset_namespacing_undoes_it() {
     sb.exec(&["systemctl", "start", "docker.service"]).ok();
     let pid = sb.main_pid("docker.service").to_string();
     let fields = root_propagation(&sb, &pid);
-    let host = peer_group(&root_propagation(&sb, "1")).map(str::to_string).expect("host / shared");
+    let host = peer_group(&root_propagation(&sb, "1"))
+        .map(str::to_string)
+        .expect("host / shared");
     assert!(
         fields.contains(&format!("master:{host}")) && peer_group(&fields).is_some_and(|g| g != host),
         "PrivateTmp= gives a shared-and-slave namespace: {fields}"
@@ -367,18 +369,27 @@ fn s11_a_sandboxing_setting_is_named_and_reset_namespacing_undoes_it() {
     let line = apply.line("docker.service");
     assert!(
         line.contains("DRIFT")
-            && line.contains("PrivateTmp=yes (/etc/systemd/system/docker.service:3) gives it a mount namespace of its own")
+            && line.contains(
+                "PrivateTmp=yes (/etc/systemd/system/docker.service:3) gives it a mount namespace of its own"
+            )
             && line.contains("a restart does not help")
             && !line.contains("PENDING"),
         "{line}"
     );
-    assert_eq!(sb.main_pid("docker.service").to_string(), pid, "not restarted: it would not help");
+    assert_eq!(
+        sb.main_pid("docker.service").to_string(),
+        pid,
+        "not restarted: it would not help"
+    );
     let (_, report) = sb.check_json(None);
     let blame = &Sandbox::verdict(&report, "docker.service")["blame"];
     assert_eq!(blame["setting"], "PrivateTmp=yes");
     assert_eq!(blame["line"], 3);
 
-    sb.write("/etc/mountprop/config.toml", "restart = \"always\"\nreset_namespacing = true\n");
+    sb.write(
+        "/etc/mountprop/config.toml",
+        "restart = \"always\"\nreset_namespacing = true\n",
+    );
     let apply = sb.mountprop(&["apply"]);
     assert_eq!(apply.code, 0, "{apply:#?}");
     let dropin = sb.read(OWN).expect("drop-in written");
@@ -389,5 +400,9 @@ fn s11_a_sandboxing_setting_is_named_and_reset_namespacing_undoes_it() {
     assert_eq!(sb.mount_ns(&new_pid), sb.mount_ns("1"), "in the host's namespace");
     let again = sb.mountprop(&["apply"]);
     assert_eq!(again.code, 0, "{again:#?}");
-    assert!(!again.stdout.contains("write "), "a second apply changes nothing: {}", again.stdout);
+    assert!(
+        !again.stdout.contains("write "),
+        "a second apply changes nothing: {}",
+        again.stdout
+    );
 }

@@ -280,9 +280,10 @@ pub struct VolumeFacts {
     pub host: Option<MountSummary>,
     /// The container's mount at the destination.
     pub theirs: Option<MountSummary>,
-    /// When the container's mount is a slave of a group the host does not show: that group's
-    /// member in the namespace the container was made from (its runtime's, when that is a
-    /// namespace of its own), to follow the chain one step.
+    /// When the container's mount is a slave of a group other than the host's: a member of that
+    /// group (from another container's table, or the namespace the container was made from: its
+    /// runtime's, when that is a namespace of its own), to follow the chain one step. Peers are
+    /// clones of one another and share their master, so one member speaks for the group.
     pub via: Option<MountSummary>,
     /// What a live check saw (`mountprop probe`).
     pub probe: Option<VolumeProbe>,
@@ -320,8 +321,10 @@ pub fn observe_node(own_namespace: Option<bool>) -> (Vec<ContainerFacts>, Vec<St
     (observe(found, table, fast), errors)
 }
 
-/// Reads each container's mount table once, the host's mount at each source, and (only where
-/// the flags need it) the table of the namespace the container was made from.
+/// Reads each container's mount table once, the host's mount at each source, and, only where
+/// the flags need the next link of a chain, the table of the namespace the container was made
+/// from. Every peer group seen in the containers' tables is remembered on the way (one member
+/// each), so a chain through another container's mount costs nothing more.
 pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec<ContainerFacts> {
     if containers.is_empty() {
         return Vec::new();
@@ -330,63 +333,42 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
         .iter()
         .flat_map(|c| c.volumes.iter().map(|v| v.source.clone()))
         .collect();
-    let host = host_mounts(&sources, host_table, fast);
-    let mut host = host.into_iter();
-    // Tables of the namespaces containers were made from, read at most once each.
-    let mut parents: HashMap<String, Option<MountInfo>> = HashMap::new();
+    let mut host = host_mounts(&sources, host_table, fast).into_iter();
+    let mut groups: HashMap<u64, MountSummary> = HashMap::new();
     let mut buf = Vec::new();
-    containers
+    let mut out: Vec<ContainerFacts> = containers
         .into_iter()
         .map(|c| {
             let hosts: Vec<Option<MountSummary>> = host.by_ref().take(c.volumes.len()).collect();
-            let pid = c.pid.unwrap_or(0);
-            let table = PathBuf::from(format!("/proc/{pid}/mountinfo"));
-            let info = match MountInfo::read_path(&table, std::mem::take(&mut buf)) {
-                Ok(i) => i,
-                Err(e) => {
-                    return ContainerFacts {
-                        volumes: c
-                            .volumes
-                            .iter()
-                            .zip(hosts)
-                            .map(|(v, h)| VolumeFacts {
-                                volume: v.clone(),
-                                host: h,
-                                theirs: None,
-                                via: None,
-                                probe: None,
-                            })
-                            .collect(),
-                        container: c,
-                        error: Some(e.to_string()),
+            let table = PathBuf::from(format!("/proc/{}/mountinfo", c.pid.unwrap_or(0)));
+            let (theirs, error) = match MountInfo::read_path(&table, std::mem::take(&mut buf)) {
+                Ok(info) => {
+                    let dests: Vec<&Path> = c.volumes.iter().map(|v| v.destination.as_path()).collect();
+                    let r = match info.governing_many(&dests) {
+                        Ok(found) => (found.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(), None),
+                        Err(e) => (vec![None; dests.len()], Some(e.to_string())),
                     };
+                    for m in info.iter().flatten() {
+                        if let Some(g) = m.propagation.shared {
+                            groups.entry(g).or_insert_with(|| MountSummary::from(&m));
+                        }
+                    }
+                    buf = info.into_buffer();
+                    r
                 }
+                Err(e) => (vec![None; c.volumes.len()], Some(e.to_string())),
             };
-            let dests: Vec<&Path> = c.volumes.iter().map(|v| v.destination.as_path()).collect();
-            let (theirs, error): (Vec<Option<MountSummary>>, Option<String>) = match info.governing_many(&dests) {
-                Ok(found) => (found.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(), None),
-                Err(e) => (vec![None; dests.len()], Some(e.to_string())),
-            };
-            buf = info.into_buffer();
             let volumes = c
                 .volumes
                 .iter()
                 .zip(hosts)
                 .zip(theirs)
-                .map(|((v, h), t)| {
-                    let via = match (&h, &t) {
-                        (Some(h), Some(t)) if needs_chain(h, t) => {
-                            t.propagation.master.and_then(|m| group_in_parent(pid, m, &mut parents))
-                        }
-                        _ => None,
-                    };
-                    VolumeFacts {
-                        volume: v.clone(),
-                        host: h,
-                        theirs: t,
-                        via,
-                        probe: None,
-                    }
+                .map(|((v, h), t)| VolumeFacts {
+                    volume: v.clone(),
+                    host: h,
+                    theirs: t,
+                    via: None,
+                    probe: None,
                 })
                 .collect();
             ContainerFacts {
@@ -395,7 +377,26 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
                 error,
             }
         })
-        .collect()
+        .collect();
+    // Tables of the namespaces containers were made from, read at most once each.
+    let mut parents: HashMap<u64, Option<MountInfo>> = HashMap::new();
+    for c in &mut out {
+        let pid = c.container.pid.unwrap_or(0);
+        for v in &mut c.volumes {
+            let (Some(h), Some(t)) = (&v.host, &v.theirs) else {
+                continue;
+            };
+            if !needs_chain(h, t) {
+                continue;
+            }
+            let Some(master) = t.propagation.master else { continue };
+            v.via = groups
+                .get(&master)
+                .cloned()
+                .or_else(|| group_in_parent(pid, master, &mut parents));
+        }
+    }
+    out
 }
 
 /// The container's mount is a slave of a group other than the host's: only the next link of
@@ -410,17 +411,17 @@ fn needs_chain(host: &MountSummary, theirs: &MountSummary) -> bool {
 
 /// A mount of peer group `group` in the namespace of `pid`'s parent (the runtime's shim, which
 /// lives where the runtime was when the container started).
-fn group_in_parent(pid: u32, group: u64, cache: &mut HashMap<String, Option<MountInfo>>) -> Option<MountSummary> {
+fn group_in_parent(pid: u32, group: u64, cache: &mut HashMap<u64, Option<MountInfo>>) -> Option<MountSummary> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The fourth field, after the parenthesised command name (which may hold spaces).
     let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
-    let ns = std::fs::read_link(format!("/proc/{ppid}/ns/mnt"))
-        .ok()?
-        .display()
-        .to_string();
+    // The namespace told apart by its first mount, which needs no ptrace access to the shim
+    // (the daemon has no CAP_SYS_PTRACE).
+    let table = PathBuf::from(format!("/proc/{ppid}/mountinfo"));
+    let ns = MountInfo::first_mount_id(&table).ok().flatten()?;
     let info = cache
         .entry(ns)
-        .or_insert_with(|| MountInfo::read_pid(Some(ppid)).ok())
+        .or_insert_with(|| MountInfo::read_path(&table, Vec::new()).ok())
         .as_ref()?;
     info.iter()
         .flatten()

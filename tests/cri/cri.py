@@ -5,6 +5,9 @@ Subcommands:
   image OUT.tar NAME       write a one-layer OCI image archive (busybox-static, sleeps)
   run JSON                 for each propagation mode: pod, container with a host-path mount,
                            then real mounts on both sides; prints one JSON result
+  start JSON               one pod with one container and the given host-path mounts, left
+                           running; prints {"pod_id", "container_id"}
+  remove POD_ID            stop and remove that pod (and its container)
   clean LABEL              stop and remove every pod sandbox carrying LABEL
 
 The messages come from the CRI api.proto (api_pb2, generated at build time next to this file).
@@ -157,18 +160,12 @@ def in_container(cri, ctr_id, cmd):
     return r.exit_code, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
 
 
-def experiment(cri, spec, mode, n):
-    """One pod and container for `mode`; what the CRI said and what really propagated."""
-    pb = cri.pb
-    tag = "%s-%d" % (spec["tag"], n)
-    host_path, ctr_path = spec["host_path"], spec["container_path"]
-    result = {"mode": mode, "accepted": False, "started": False, "error": None,
-              "host_to_container": None, "container_to_host": None}
-    sandbox = pb.PodSandboxConfig(
-        metadata=pb.PodSandboxMetadata(name="mountprop-" + tag, uid=tag, namespace="mountprop-test"),
-        labels={spec["label"]: "1"},
+def pod_config(pb, label, cgroup_parent, name, namespace, uid):
+    return pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, uid=uid, namespace=namespace),
+        labels={label: "1"},
         linux=pb.LinuxPodSandboxConfig(
-            cgroup_parent=spec["cgroup_parent"],
+            cgroup_parent=cgroup_parent,
             security_context=pb.LinuxSandboxSecurityContext(
                 # Host network: no CNI. No hostname: runc refuses one without a UTS namespace.
                 namespace_options=pb.NamespaceOption(network=pb.NODE),
@@ -176,6 +173,56 @@ def experiment(cri, spec, mode, n):
             ),
         ),
     )
+
+
+def create_container(cri, pod_id, sandbox, image, name, mounts):
+    """CreateContainer (privileged: CAP_SYS_ADMIN to mount inside) with `mounts`, a list of
+    (host_path, container_path, propagation name). Raises grpc.RpcError on a refusal."""
+    pb = cri.pb
+    config = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=name),
+        image=pb.ImageSpec(image=image),
+        mounts=[pb.Mount(container_path=c, host_path=h, propagation=pb.MountPropagation.Value(m))
+                for h, c, m in mounts],
+        linux=pb.LinuxContainerConfig(
+            security_context=pb.LinuxContainerSecurityContext(privileged=True),
+        ),
+    )
+    return cri.call(
+        "CreateContainer",
+        pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=sandbox),
+        pb.CreateContainerResponse,
+    ).container_id
+
+
+def start(spec):
+    """A pod and its container, left running (the stale-container tests restart them)."""
+    cri = Cri()
+    cri.wait_ready()
+    pb = cri.pb
+    sandbox = pod_config(pb, spec["label"], spec["cgroup_parent"], spec["pod"], spec["namespace"],
+                         spec["namespace"] + "-" + spec["pod"])
+    pod_id = cri.call("RunPodSandbox", pb.RunPodSandboxRequest(config=sandbox), pb.RunPodSandboxResponse).pod_sandbox_id
+    try:
+        for m in spec["mounts"]:
+            os.makedirs(m[0], exist_ok=True)
+        ctr_id = create_container(cri, pod_id, sandbox, spec["image"], spec["container"],
+                                  [tuple(m) for m in spec["mounts"]])
+        cri.call("StartContainer", pb.StartContainerRequest(container_id=ctr_id), pb.StartContainerResponse)
+    except BaseException:
+        cri.remove_pod(pod_id)
+        raise
+    print(json.dumps({"pod_id": pod_id, "container_id": ctr_id}))
+
+
+def experiment(cri, spec, mode, n):
+    """One pod and container for `mode`; what the CRI said and what really propagated."""
+    pb = cri.pb
+    tag = "%s-%d" % (spec["tag"], n)
+    host_path, ctr_path = spec["host_path"], spec["container_path"]
+    result = {"mode": mode, "accepted": False, "started": False, "error": None,
+              "host_to_container": None, "container_to_host": None}
+    sandbox = pod_config(pb, spec["label"], spec["cgroup_parent"], "mountprop-" + tag, "mountprop-test", tag)
     pod_id = cri.call("RunPodSandbox", pb.RunPodSandboxRequest(config=sandbox), pb.RunPodSandboxResponse).pod_sandbox_id
     host_mount = os.path.join(host_path, "h2c-" + tag)
     ctr_mount_host = os.path.join(host_path, "c2h-" + tag)
@@ -183,22 +230,8 @@ def experiment(cri, spec, mode, n):
     try:
         os.makedirs(host_mount, exist_ok=True)
         os.makedirs(ctr_mount_host, exist_ok=True)
-        config = pb.ContainerConfig(
-            metadata=pb.ContainerMetadata(name="vol"),
-            image=pb.ImageSpec(image=spec["image"]),
-            mounts=[pb.Mount(container_path=ctr_path, host_path=host_path,
-                             propagation=pb.MountPropagation.Value(mode))],
-            linux=pb.LinuxContainerConfig(
-                # CAP_SYS_ADMIN, to mount inside for the container-to-host direction.
-                security_context=pb.LinuxContainerSecurityContext(privileged=True),
-            ),
-        )
         try:
-            ctr_id = cri.call(
-                "CreateContainer",
-                pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=sandbox),
-                pb.CreateContainerResponse,
-            ).container_id
+            ctr_id = create_container(cri, pod_id, sandbox, spec["image"], "vol", [(host_path, ctr_path, mode)])
         except cri.grpc.RpcError as e:
             result["error"] = {"call": "CreateContainer", "code": e.code().name, "details": e.details()}
             return result
@@ -259,11 +292,15 @@ def main():
         make_image(sys.argv[2], sys.argv[3])
     elif cmd == "run" and len(sys.argv) == 3:
         run(json.loads(sys.argv[2]))
+    elif cmd == "start" and len(sys.argv) == 3:
+        start(json.loads(sys.argv[2]))
+    elif cmd == "remove" and len(sys.argv) == 3:
+        Cri().remove_pod(sys.argv[2])
     elif cmd == "clean" and len(sys.argv) == 3:
         cri = Cri()
         print(cri.clean(sys.argv[2]))
     else:
-        sys.exit("usage: cri.py image OUT.tar NAME | run JSON | clean LABEL")
+        sys.exit("usage: cri.py image OUT.tar NAME | run JSON | start JSON | remove POD_ID | clean LABEL")
 
 
 if __name__ == "__main__":

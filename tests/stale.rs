@@ -119,6 +119,7 @@ fn stale_pods_started_on_a_broken_node() {
     ) else {
         return;
     };
+    let booted = Instant::now();
     let (pod, ctr) = node.start_pod("kube-system", "log-cleaner", "cleaner", &[(LOGS, "/logs", H2C)]);
     let (_, web) = node.start_pod("default", "web", "app", &[(WEB, "/cache", PRIVATE)]);
     assert!(
@@ -133,6 +134,7 @@ fn stale_pods_started_on_a_broken_node() {
     // apply fixes the node, not the container: it is still listed, the node is still not
     // compliant (exit 1), and the remedy is named.
     let r = node.mountprop(&["apply"]);
+    eprintln!("apply on the node with the old log cleaner:\n{}", r.stdout);
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(r.stdout.contains("make /var/lib/kubelet rshared"), "{}", r.stdout);
     assert!(r.stdout.contains("STALE CONTAINERS (1)"), "{}", r.stdout);
@@ -219,8 +221,9 @@ fn stale_pods_started_on_a_broken_node() {
     drop(node);
     assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
     eprintln!(
-        "stale_pods_started_on_a_broken_node: {:.1} s",
-        start.elapsed().as_secs_f64()
+        "stale_pods_started_on_a_broken_node: {:.1} s, {:.1} s of it on the node",
+        start.elapsed().as_secs_f64(),
+        booted.elapsed().as_secs_f64()
     );
 }
 
@@ -265,6 +268,7 @@ fn stale_pods_after_a_flip_of_root() {
     let Some(node) = boot("stale2", "mount --make-rshared /", config, true) else {
         return;
     };
+    let booted = Instant::now();
     node.exec(&["systemctl", "start", "mountprop.service"]).ok();
     let (_, logs) = node.start_pod("kube-system", "log-cleaner", "cleaner", &[(LOGS, "/logs", H2C)]);
     let (_, data) = node.start_pod("storage", "csi-node", "driver", &[(DATA, "/data", BIDIR)]);
@@ -284,6 +288,10 @@ fn stale_pods_after_a_flip_of_root() {
     assert!(
         !receives(&node, &logs, LOGS) && !receives(&node, &data, DATA),
         "the test bed: both lost it"
+    );
+    eprintln!(
+        "after the flip (/ was {root_before}, is {root_after}):\n{}",
+        node.mountprop(&["check"]).stdout
     );
     let (code, flipped) = json(&node, &["check", "--json"]);
     assert_eq!(code, 1, "{flipped:#}");
@@ -341,7 +349,8 @@ fn stale_pods_after_a_flip_of_root() {
     drop(node);
     assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
     eprintln!(
-        "stale_pods_after_a_flip_of_root: {:.1} s",
-        start.elapsed().as_secs_f64()
+        "stale_pods_after_a_flip_of_root: {:.1} s, {:.1} s of it on the node",
+        start.elapsed().as_secs_f64(),
+        booted.elapsed().as_secs_f64()
     );
 }

@@ -311,7 +311,13 @@ pub struct ContainerFacts {
 /// The containers of the node, observed: what [`crate::observe::observe`] calls. The host's
 /// table is the one the host's facts came from.
 pub fn observe_node(own_namespace: Option<bool>) -> (Vec<ContainerFacts>, Vec<String>) {
-    let (found, errors) = discover(Path::new("/"));
+    // In a namespace of its own (NPD's container with hostPID), the host's files through PID 1.
+    let root = if own_namespace == Some(true) {
+        Path::new("/proc/1/root")
+    } else {
+        Path::new("/")
+    };
+    let (found, errors) = discover(root);
     let table = if own_namespace == Some(true) {
         Path::new("/proc/1/mountinfo")
     } else {

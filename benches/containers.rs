@@ -237,7 +237,7 @@ for n in $(seq 1 500); do
   m=""
   for i in $(seq 1 {VOLUMES}); do
     s=/var/lib/kubelet/pods/p$n/volumes/v$i; mkdir -p $s
-    m="$m{{"destination": "/v$i", "type": "bind", "source": "$s", "options": ["rbind", "rslave"]}},"
+    m="$m"'{{"destination": "/v'$i'", "type": "bind", "source": "'$s'", "options": ["rbind", "rslave"]}},' 
   done
   printf '{{"mounts": [%s], "annotations": {{"io.kubernetes.cri.sandbox-namespace": "bench", "io.kubernetes.cri.sandbox-name": "p%s", "io.kubernetes.cri.container-name": "c"}}}}' "${{m%,}}" $n > $d/config.json
   setsid unshare --mount --propagation unchanged sleep 3600 </dev/null >/dev/null 2>&1 &
@@ -251,6 +251,12 @@ done"#
     let before_round = cpu_ns(&sb, &pid);
     let checks = state(&sb)["checks"].as_i64().unwrap_or(0);
     sb.exec(&["systemctl", "reload", "mountprop.service"]).ok();
+    let t = "/run/containerd/io.containerd.runtime.v2.task/k8s.io";
+    let one = sb.read(&format!("{t}/{:064x}/config.json", 1)).unwrap_or_default();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&one).is_ok(),
+        "a bundle's config.json: {one}"
+    );
     wait_for("a round that saw 500 containers", || {
         let st = state(&sb);
         st["checks"].as_i64().unwrap_or(0) > checks && st["containers"]["looked_at"] == 500

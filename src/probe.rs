@@ -443,6 +443,13 @@ pub fn containers(facts: &mut Facts, timeout: Duration) {
         return;
     }
     let deadline = Instant::now() + timeout;
+    // What a killed probe left in the volumes' sources goes first (its host mounts too).
+    let sources: Vec<PathBuf> = facts
+        .containers
+        .iter()
+        .flat_map(|c| c.volumes.iter().map(|v| v.volume.source.clone()))
+        .collect();
+    sweep_stale(&sources);
     let run = format!("{TAG}.{}.c", std::process::id());
     let mut n = 0u32;
     for c in &mut facts.containers {

@@ -342,12 +342,21 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
     let mut host = host_mounts(&sources, host_table, fast).into_iter();
     let mut groups: HashMap<u64, MountSummary> = HashMap::new();
     let mut buf = Vec::new();
+    // A container always has a mount namespace of its own: a pid file whose number now belongs
+    // to a process in the host's namespace is stale (pid reuse), not a container.
+    let host_first = MountInfo::first_mount_id(host_table).ok().flatten();
     let mut out: Vec<ContainerFacts> = containers
         .into_iter()
-        .map(|c| {
+        .filter_map(|c| {
             let hosts: Vec<Option<MountSummary>> = host.by_ref().take(c.volumes.len()).collect();
             let table = PathBuf::from(format!("/proc/{}/mountinfo", c.pid.unwrap_or(0)));
             let (theirs, error) = match MountInfo::read_path(&table, std::mem::take(&mut buf)) {
+                Ok(info)
+                    if host_first.is_some() && info.iter().next().and_then(Result::ok).map(|m| m.id) == host_first =>
+                {
+                    buf = info.into_buffer();
+                    return None;
+                }
                 Ok(info) => {
                     let dests: Vec<&Path> = c.volumes.iter().map(|v| v.destination.as_path()).collect();
                     let r = match info.governing_many(&dests) {
@@ -377,11 +386,11 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
                     probe: None,
                 })
                 .collect();
-            ContainerFacts {
+            Some(ContainerFacts {
                 container: c,
                 volumes,
                 error,
-            }
+            })
         })
         .collect();
     // Tables of the namespaces containers were made from, read at most once each.

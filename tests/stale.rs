@@ -354,3 +354,73 @@ fn stale_pods_after_a_flip_of_root() {
         booted.elapsed().as_secs_f64()
     );
 }
+
+/// containerd with `PrivateTmp=yes`: its namespace is shared in a group of its own and a slave of
+/// the host's. A HostToContainer pod receives through it (the chain is followed through the
+/// runtime's group) and is not listed; a Bidirectional pod, accepted by the CRI, only receives
+/// and is listed as such from the start. After a flip of `/`, the runtime's group has lost its
+/// master: both are listed.
+#[test]
+fn stale_pods_behind_a_runtime_in_a_namespace_of_its_own() {
+    let test = "stale_pods_behind_a_runtime_in_a_namespace_of_its_own";
+    if !crinode::prerequisites(test) {
+        return;
+    }
+    crinode::remove_cgroups();
+    let built = crinode::build();
+    let setup = crinode::setup()
+        .etc("mountprop/config.toml", "restart = \"never\"\n")
+        .file("containerd.service.d/10-layout.conf", "[Service]\nPrivateTmp=yes\n");
+    let Some(node) = CriNode::boot("stale3", setup) else {
+        return;
+    };
+    let booted = Instant::now();
+    node.copy_client(&built);
+    node.sh(&format!("set -e; mount --make-rshared /; mkdir -p {LOGS} {DATA}"))
+        .ok();
+    node.exec(&["systemctl", "start", "containerd.service"]).ok();
+    node.import_image();
+    let (_, logs) = node.start_pod("kube-system", "log-cleaner", "cleaner", &[(LOGS, "/logs", H2C)]);
+    let (_, data) = node.start_pod("storage", "csi-node", "driver", &[(DATA, "/data", BIDIR)]);
+    assert!(
+        receives(&node, &logs, LOGS) && receives(&node, &data, DATA),
+        "the test bed"
+    );
+    let (_, before) = json(&node, &["check", "--json"]);
+    assert_eq!(
+        stale(&before)
+            .iter()
+            .map(|s| (s.0.as_str(), s.2.as_str()))
+            .collect::<Vec<_>>(),
+        [("storage/csi-node/driver", "receives-only")],
+        "the cleaner's /logs is {}, the driver's /data {}: {before:#}",
+        prop(&node, &pid_of(&node, &logs), "/logs"),
+        prop(&node, &pid_of(&node, &data), "/data"),
+    );
+    let root_before = prop(&node, "1", "/");
+    node.sh("mount --make-private / && mount --make-rshared /").ok();
+    let root_after = prop(&node, "1", "/");
+    assert!(
+        !receives(&node, &logs, LOGS),
+        "the test bed: the runtime's group lost the host"
+    );
+    let (code, after) = json(&node, &["check", "--json"]);
+    assert_eq!(code, 1, "{after:#}");
+    assert_eq!(
+        stale(&after)
+            .iter()
+            .map(|s| (s.0.as_str(), s.2.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("kube-system/log-cleaner/cleaner", "nothing"),
+            ("storage/csi-node/driver", "nothing")
+        ],
+        "{after:#}"
+    );
+    drop(node);
+    assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+    eprintln!(
+        "{test}: / was {root_before}, is {root_after}; {:.1} s on the node",
+        booted.elapsed().as_secs_f64()
+    );
+}

@@ -32,7 +32,7 @@ pub use cli::{logging, report, revert};
 #[cfg(feature = "node")]
 pub use daemon::{guard, metrics, notify, ratelimit, state, watch};
 #[cfg(feature = "node")]
-pub use engine::{act, dropin, modes, observe, plan, probe};
+pub use engine::{act, containers, dropin, modes, observe, plan, probe};
 #[cfg(feature = "node")]
 pub use node::{atomicfile, image, namespacing, statmount, systemd};
 pub use node::{mountinfo, unitfile};

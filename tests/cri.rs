@@ -12,19 +12,17 @@
 //! The client (`tests/cri/cri.py`) runs with Debian's python3-grpcio; its messages are built
 //! from the CRI `api.proto` Debian ships (`tests/cri/build.sh`, into target/cri).
 
+mod crinode;
 mod sandbox;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use sandbox::{Sandbox, Setup};
+use crinode::{CGROUP_PARENT, CriNode, IMAGE, KUBELET, LABEL, PY, build, leftover_cgroups, remove_cgroups};
 use serde_json::Value;
 
-const IMAGE: &str = "mountprop.invalid/busybox:1";
-const KUBELET: &str = "/var/lib/kubelet";
 /// The points the modes are judged at, each with a volume's host path there: a hostPath outside
 /// the kubelet root (a log directory, as a log-cleaning DaemonSet mounts it), held by `/` in
 /// every layout; and a pod volume under the kubelet root, as the kubelet lays one out.
@@ -32,40 +30,6 @@ const POINTS: [(&str, &str); 2] = [
     ("/", "/var/log/mountprop-cri"),
     (KUBELET, "/var/lib/kubelet/pods/mountprop-cri/volumes/vol"),
 ];
-/// Label of every pod the tests make, so that clean-up finds them all.
-const LABEL: &str = "mountprop-cri-test";
-/// The pods' cgroup parent: the cgroupfs driver puts it in the host's v1 hierarchies.
-const CGROUP_PARENT: &str = "mountprop-cri-test";
-const PY: &str = "/usr/bin/python3";
-
-/// containerd's config, in the node's /etc only.
-fn containerd_config() -> String {
-    format!(
-        r#"version = 2
-# Only the native snapshotter works on the node's overlay; the others would only complain.
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.overlayfs"]
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{IMAGE}"
-  # The machine's bounding set lacks CAP_SYS_RESOURCE: runc cannot write oom_score_adj -998.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
-"#
-    )
-}
-
-/// The host's docker units (installed with containerd on the host): a containerd-only node.
-const DOCKER_FILES: [&str; 5] = [
-    "/usr/lib/systemd/system/docker.service",
-    "/usr/lib/systemd/system/docker.socket",
-    "/etc/init.d/docker",
-    "/etc/systemd/system/multi-user.target.wants/docker.service",
-    "/etc/systemd/system/sockets.target.wants/docker.socket",
-];
-
 const SHARE_ROOT: &str = "mount --make-rshared /";
 
 /// One node layout. `prepare` runs in the node before containerd starts (the kubelet root
@@ -324,122 +288,18 @@ fn holding_mount(mountinfo: &str, path: &str) -> (String, String) {
     best.unwrap_or_else(|| panic!("no mount holds {path}"))
 }
 
-/// A node running containerd; on every exit path its pods are removed, the node is powered
-/// off and the pods' cgroups are removed from the host's hierarchies.
-struct CriNode {
-    sb: Option<Sandbox>,
-}
-
-impl std::ops::Deref for CriNode {
-    type Target = Sandbox;
-    fn deref(&self) -> &Sandbox {
-        self.sb.as_ref().expect("node")
-    }
-}
-
-impl Drop for CriNode {
-    fn drop(&mut self) {
-        if let Some(sb) = self.sb.take() {
-            // No panics here: this may run while a test panics.
-            let _ = Command::new("nsenter")
-                .args([
-                    "-t",
-                    &sb.pid.to_string(),
-                    "-a",
-                    "timeout",
-                    "20",
-                    PY,
-                    "/mnt/harness/cri.py",
-                    "clean",
-                    LABEL,
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            drop(sb);
-        }
-        remove_cgroups();
-    }
-}
-
-/// The pods' cgroups in the host's v1 hierarchies: only directories under our own parent, and
-/// only with rmdir (a cgroup that still has tasks stays, and is reported).
-fn remove_cgroups() {
-    fn rm_tree(dir: &Path) {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    rm_tree(&e.path());
-                }
-            }
-        }
-        if let Err(e) = std::fs::remove_dir(dir) {
-            let _ = writeln!(std::io::stderr(), "cri: cannot remove cgroup {}: {e}", dir.display());
-        }
-    }
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    for h in hierarchies.flatten() {
-        let p = h.path().join(CGROUP_PARENT);
-        if p.is_dir() {
-            rm_tree(&p);
-        }
-    }
-}
-
-fn leftover_cgroups() -> Vec<PathBuf> {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return Vec::new();
-    };
-    hierarchies
-        .flatten()
-        .map(|h| h.path().join(CGROUP_PARENT))
-        .filter(|p| p.exists())
-        .collect()
-}
-
-/// The client, its messages and the image, built once into target/cri.
-fn build() -> PathBuf {
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/cri");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cri/build.sh");
-    let r = Command::new(&script)
-        .arg(&out)
-        .arg(IMAGE)
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
-    assert!(
-        r.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&r.stderr)
-    );
-    out
-}
-
 fn boot(test: &str, layout: &Layout, built: &Path) -> Option<CriNode> {
-    let mut setup = Setup::default()
-        .with_overlay_root()
-        .with_host_runtimes()
-        .etc("containerd/config.toml", &containerd_config())
+    let mut setup = crinode::setup()
         .etc("mountprop/config.toml", "restart = \"always\"\n")
         .etc(
             "mountprop/h2c.toml",
             "restart = \"always\"\nrequired_mode = \"host-to-container\"\n",
         );
-    for f in DOCKER_FILES {
-        setup = setup.without(f);
-    }
     if let Some(d) = layout.dropin {
         setup = setup.file("containerd.service.d/10-layout.conf", d);
     }
-    let node = CriNode {
-        sb: Some(sandbox::boot(test, setup)?),
-    };
-    for f in ["py/cri.py", "py/api_pb2.py", "image.tar"] {
-        node.copy_in(&built.join(f));
-    }
+    let node = CriNode::boot(test, setup)?;
+    node.copy_client(built);
     let prepare = format!(
         "set -e; mkdir -p {KUBELET}; {}\nmkdir -p {} {}",
         if layout.prepare.is_empty() { ":" } else { layout.prepare },
@@ -663,28 +523,7 @@ fn table(rows: &[Row]) -> String {
 #[test]
 fn cri_referee_table() {
     let test = "cri_referee_table";
-    let have = [
-        "/usr/bin/containerd",
-        "/usr/sbin/runc",
-        "/usr/bin/ctr",
-        "/bin/busybox",
-        "/usr/bin/protoc",
-    ]
-    .iter()
-    .all(|p| Path::new(p).exists())
-        && Command::new(PY)
-            .args(["-c", "import grpc, google.protobuf"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !sandbox::require(
-        test,
-        have,
-        "containerd, runc, busybox-static, protobuf-compiler, python3-grpcio or python3-protobuf is missing (scripts/deps.sh installs them)",
-    ) {
-        return;
-    }
-    // The client is built with apt-get and the node needs root: nothing to do without it.
-    if !sandbox::require(test, nix::unistd::geteuid().is_root(), "needs root") {
+    if !crinode::prerequisites(test) {
         return;
     }
     // A test process that was killed outright left its pods' (empty) cgroups behind.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::KubeMode;
 use crate::engine::act::{ActionResult, Outcome};
+use crate::engine::containers::{Judged, StaleContainer};
 use crate::engine::modes::{ModeVerdict, ProbeResult};
 use crate::engine::observe::SystemdInfo;
 use crate::engine::plan::Action;
@@ -41,6 +42,12 @@ pub struct Report<'a> {
     /// What the live probe saw (`mountprop probe`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<&'a [ProbeResult]>,
+    /// Running containers whose volumes no longer propagate as they asked.
+    pub stale_containers: &'a [StaleContainer],
+    /// How many running containers asked for propagation on some volume.
+    pub containers_looked_at: usize,
+    #[serde(skip)]
+    judged: &'a Judged,
 }
 
 fn mount_flags(c: &Checked) -> BTreeMap<&str, u64> {
@@ -69,6 +76,9 @@ impl<'a> Report<'a> {
             modes: &c.plan.modes,
             required_mode: c.plan.required_mode,
             probe: c.facts.probe.as_deref(),
+            stale_containers: &c.plan.containers.stale,
+            containers_looked_at: c.plan.containers.looked_at,
+            judged: &c.plan.containers,
         }
     }
 
@@ -79,7 +89,7 @@ impl<'a> Report<'a> {
     }
 
     pub fn one_line(&self) -> String {
-        summary::one_line(self.verdicts, self.modes, self.required_mode)
+        summary::one_line(self.verdicts, self.modes, self.required_mode, self.judged)
     }
 
     pub fn for_apply(a: &'a Applied, config: String, dry_run: bool) -> Self {
@@ -106,6 +116,9 @@ impl<'a> Report<'a> {
             modes: &last.plan.modes,
             required_mode: last.plan.required_mode,
             probe: last.facts.probe.as_deref(),
+            stale_containers: &last.plan.containers.stale,
+            containers_looked_at: last.plan.containers.looked_at,
+            judged: &last.plan.containers,
         }
     }
 
@@ -196,6 +209,7 @@ impl<'a> Report<'a> {
                 }
             }
         }
+        containers_section(&mut s, self.stale_containers);
         for n in self.notes {
             let _ = writeln!(s, "  note: {n}");
         }
@@ -221,5 +235,44 @@ impl<'a> Report<'a> {
         };
         let _ = writeln!(s, "result: {word} (exit {})", self.exit_code);
         s
+    }
+}
+
+/// The stale containers, one block each: who, each volume (asked for, gets, why), the remedy.
+pub fn containers_section(s: &mut String, stale: &[StaleContainer]) {
+    if stale.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  STALE CONTAINERS ({}): their volumes no longer propagate as they asked; a node fix does not reach them, a new container does",
+        stale.len()
+    );
+    for c in stale {
+        let _ = writeln!(
+            s,
+            "  {} ({} {})",
+            c.label(),
+            c.runtime,
+            c.id.chars().take(12).collect::<String>()
+        );
+        for v in &c.volumes {
+            let by = if v.probed { ", live check" } else { "" };
+            let _ = writeln!(
+                s,
+                "    {} from {}: asked {} ({}), {}{by}: {}",
+                v.destination.display(),
+                v.source.display(),
+                v.requested,
+                v.option,
+                match v.gets {
+                    crate::engine::containers::Gets::Nothing => "gets NOTHING",
+                    crate::engine::containers::Gets::ReceivesOnly => "only RECEIVES",
+                    crate::engine::containers::Gets::Both => "gets both ways",
+                },
+                v.detail
+            );
+        }
+        let _ = writeln!(s, "    remedy: {}", c.remedy);
     }
 }

@@ -67,6 +67,12 @@ pub fn render(s: &State) -> String {
             .collect(),
     );
     metric(
+        "mountprop_containers_stale",
+        "gauge",
+        "Running containers whose volumes no longer propagate as they asked (restart those pods).",
+        vec![(String::new(), s.containers.stale.len().to_string())],
+    );
+    metric(
         "mountprop_remediations_total",
         "counter",
         "Fixes mountprop made since the daemon started.",
@@ -128,6 +134,7 @@ mod tests {
             "mountprop_path_shared{path=\"/var/lib/\\\"odd\\\"\"} 0",
             "mountprop_remediations_total 3",
             "mountprop_held_back 0",
+            "mountprop_containers_stale 0",
             "mountprop_last_check_timestamp_seconds 1800000000",
             "# TYPE mountprop_remediations_total counter",
         ] {

@@ -12,6 +12,7 @@ use crate::config::KubeMode;
 use crate::daemon::ratelimit::Suppressed;
 use crate::engine::Checked;
 use crate::engine::act::{ActionResult, Outcome};
+use crate::engine::containers::Judged;
 use crate::engine::modes::ModeVerdict;
 use crate::engine::verdict::{Status, Verdict};
 use crate::node::atomicfile::{Dir, FileError};
@@ -76,6 +77,10 @@ pub struct State {
     pub modes: Vec<ModeVerdict>,
     #[serde(default = "default_mode")]
     pub required_mode: KubeMode,
+    /// Running containers whose volumes no longer propagate as they asked, from the last full
+    /// round (a quick round of the paths guard keeps them).
+    #[serde(default)]
+    pub containers: Judged,
 }
 
 fn default_mode() -> KubeMode {
@@ -112,6 +117,7 @@ impl State {
             path_shared: BTreeMap::new(),
             modes: Vec::new(),
             required_mode: KubeMode::Bidirectional,
+            containers: Judged::default(),
         }
     }
 
@@ -124,6 +130,7 @@ impl State {
         self.notes = last.plan.notes.clone();
         self.modes = last.plan.modes.clone();
         self.required_mode = last.plan.required_mode;
+        self.containers = last.plan.containers.clone();
         self.held_back = held_back;
         self.error = None;
         self.set_bus(true, None);
@@ -164,8 +171,10 @@ impl State {
         // Until the full round: the worst of the verdicts as they now stand.
         self.status = if outcomes.iter().any(Outcome::failed) {
             Status::Unknown
-        } else {
+        } else if self.containers.stale.is_empty() {
             crate::engine::verdict::worst(&self.verdicts)
+        } else {
+            crate::engine::verdict::worst(&self.verdicts).max(Status::Drift)
         };
         self.record(outcomes);
         self.status_line = self.compose_status_line();
@@ -243,7 +252,7 @@ impl State {
     }
 
     fn verdict_summary(&self) -> String {
-        let line = crate::engine::summary::one_line(&self.verdicts, &self.modes, self.required_mode);
+        let line = crate::engine::summary::one_line(&self.verdicts, &self.modes, self.required_mode, &self.containers);
         if line.starts_with("ok: ") {
             format!("{line}; next check {}s", self.interval_secs)
         } else {
@@ -315,6 +324,7 @@ impl State {
             let word = if m.works { "works" } else { "BROKEN" };
             let _ = writeln!(s, "  {}{req}: {word}: {}", m.mode, m.reason);
         }
+        crate::cli::report::containers_section(&mut s, &self.containers.stale);
         for h in &self.held_back {
             let _ = writeln!(
                 s,
@@ -505,6 +515,8 @@ mod tests {
             kubelet: None,
             image: None,
             probe: None,
+            containers: Vec::new(),
+            container_errors: Vec::new(),
         };
         let plan = crate::engine::plan::plan(&facts, &crate::config::Config::default());
         s.paths_checked(&Checked { facts, plan }, &[], Vec::new());

@@ -2,6 +2,7 @@
 //! and the offline mode drive.
 
 pub mod act;
+pub mod containers;
 pub mod dropin;
 pub mod modes;
 pub mod observe;
@@ -44,6 +45,7 @@ pub fn check(node: Node<'_>, cfg: &Config, look: Look) -> Result<Checked, Observ
         (Node::Live(sys), Look::Probe(limit)) => {
             let mut f = observe::observe(sys, cfg)?;
             f.probe = Some(probe::run(&f, limit));
+            probe::containers(&mut f, limit);
             f
         }
     };

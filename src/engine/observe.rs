@@ -48,6 +48,10 @@ pub struct Facts {
     pub image: Option<ImageFacts>,
     /// What the live probe saw, when one ran ([`crate::engine::probe`]).
     pub probe: Option<Vec<ProbeResult>>,
+    /// Running containers whose volumes asked for propagation ([`crate::engine::containers`]).
+    pub containers: Vec<crate::engine::containers::ContainerFacts>,
+    /// Container specs that could not be read.
+    pub container_errors: Vec<String>,
 }
 
 /// What the live probe saw for one namespace at one point.
@@ -198,6 +202,7 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         buf = b;
         units.push(u);
     }
+    let (containers, container_errors) = crate::engine::containers::observe_node(host.own_namespace);
     let kubelet = match kubelet_props {
         Some(p) if p.load_state == "loaded" => Some(KubeletFacts {
             name: cfg.kubelet_unit.clone(),
@@ -213,6 +218,8 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         kubelet,
         image: None,
         probe: None,
+        containers,
+        container_errors,
     })
 }
 
@@ -231,6 +238,8 @@ pub fn observe_paths(cfg: &Config) -> Result<Facts, ObserveError> {
         kubelet: None,
         image: None,
         probe: None,
+        containers: Vec::new(),
+        container_errors: Vec::new(),
     })
 }
 
@@ -283,6 +292,8 @@ pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
             service: crate::node::image::service_install(root),
         }),
         probe: None,
+        containers: Vec::new(),
+        container_errors: Vec::new(),
     }
 }
 

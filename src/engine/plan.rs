@@ -88,6 +88,9 @@ pub struct Plan {
     pub modes: Vec<ModeVerdict>,
     /// The mode this node must support (config `required_mode`).
     pub required_mode: KubeMode,
+    /// Running containers whose volumes no longer propagate as they asked: a fix of the node
+    /// does not reach them (only a new container does), so they count as drift until then.
+    pub containers: crate::engine::containers::Judged,
 }
 
 impl Plan {
@@ -95,7 +98,14 @@ impl Plan {
     /// ok), and drift if the required Kubernetes mode does not work for a reason no verdict
     /// already gives.
     pub fn status(&self) -> Status {
-        worst(&self.verdicts).max(modes::status(&self.modes, self.required_mode, &self.verdicts))
+        let stale = if self.containers.stale.is_empty() {
+            Status::Ok
+        } else {
+            Status::Drift
+        };
+        worst(&self.verdicts)
+            .max(modes::status(&self.modes, self.required_mode, &self.verdicts))
+            .max(stale)
     }
 }
 
@@ -106,7 +116,12 @@ pub fn plan(facts: &Facts, cfg: &Config) -> Plan {
         notes: Vec::new(),
         modes: Vec::new(),
         required_mode: cfg.required_mode,
+        containers: crate::engine::containers::judge(&facts.containers),
     };
+    p.notes.extend(facts.container_errors.iter().cloned());
+    for u in &p.containers.unsure {
+        p.notes.push(format!("container volume not judged: {u}"));
+    }
     if facts.scope == Scope::Paths {
         plan_paths(&facts.host, &mut p);
         return p;

@@ -24,6 +24,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::stat::Mode;
 
+use crate::engine::containers::{Volume, VolumeProbe};
 use crate::engine::modes::ProbeResult;
 use crate::engine::observe::Facts;
 use crate::node::mountinfo::MountInfo;
@@ -416,6 +417,122 @@ fn probe_one(t: &Target<'_>, point: &Path, scratch: &Path, run: &str, n: &mut u3
         Err(e) => errors.push(format!("container to host: {e}")),
     }
     drop(agent);
+    if !errors.is_empty() {
+        r.error = Some(errors.join("; "));
+    }
+    r
+}
+
+/// The live check of each running container's volumes that asked for propagation: a scratch
+/// directory of mountprop's under the volume's source on the host (the same directory the
+/// container sees at its destination), a tmpfs mounted there on the host and looked for in the
+/// container's own table by its unique source name; for Bidirectional, one mounted there from a
+/// thread in the container's own namespace (not a copy: the question is this container's
+/// mounts) and looked for on the host. Everything is taken away again on every path.
+pub fn containers(facts: &mut Facts, timeout: Duration) {
+    if facts.host.own_namespace == Some(true) {
+        for c in &mut facts.containers {
+            for v in &mut c.volumes {
+                v.probe = Some(VolumeProbe {
+                    host_to_container: None,
+                    container_to_host: None,
+                    error: Some("mountprop runs in a mount namespace of its own; probe from the host's".into()),
+                });
+            }
+        }
+        return;
+    }
+    let deadline = Instant::now() + timeout;
+    // What a killed probe left in the volumes' sources goes first (its host mounts too).
+    let sources: Vec<PathBuf> = facts
+        .containers
+        .iter()
+        .flat_map(|c| c.volumes.iter().map(|v| v.volume.source.clone()))
+        .collect();
+    sweep_stale(&sources);
+    let run = format!("{TAG}.{}.c", std::process::id());
+    let mut n = 0u32;
+    for c in &mut facts.containers {
+        let Some(pid) = c.container.pid else { continue };
+        for v in &mut c.volumes {
+            let mut r = volume_probe(pid, &v.volume, &run, &mut n, deadline);
+            if let Some(lingered) = sweep_own(&run) {
+                r.error = Some(r.error.map_or(lingered.clone(), |e| format!("{e}; {lingered}")));
+            }
+            v.probe = Some(r);
+        }
+    }
+}
+
+fn volume_probe(pid: u32, vol: &Volume, run: &str, n: &mut u32, deadline: Instant) -> VolumeProbe {
+    let mut r = VolumeProbe {
+        host_to_container: None,
+        container_to_host: None,
+        error: None,
+    };
+    if Instant::now() >= deadline {
+        r.error = Some("timed out".into());
+        return r;
+    }
+    if !vol.source.is_dir() {
+        r.error = Some(format!(
+            "{} is not a directory: nothing can be mounted under it",
+            vol.source.display()
+        ));
+        return r;
+    }
+    let scratch = match Scratch::make(&vol.source) {
+        Ok(s) => s,
+        Err(e) => {
+            r.error = Some(e);
+            return r;
+        }
+    };
+    let name = scratch.0.file_name().map(PathBuf::from).unwrap_or_default();
+    let mut tag = || {
+        *n += 1;
+        format!("{run}{n}")
+    };
+    let mut errors = Vec::new();
+    let theirs = PathBuf::from(format!("/proc/{pid}/mountinfo"));
+    let t1 = tag();
+    match mount_tmpfs(&t1, &scratch.0) {
+        Ok(()) => {
+            let held = HostMount(scratch.0.clone());
+            match table_has(&theirs, &t1) {
+                Ok(seen) => r.host_to_container = Some(seen),
+                Err(e) => errors.push(format!("host to container: {e}")),
+            }
+            drop(held);
+        }
+        Err(e) => errors.push(format!("host to container: {e}")),
+    }
+    if vol.mode == crate::config::KubeMode::Bidirectional {
+        let inside = vol.destination.join(&name);
+        let t2 = tag();
+        let agent = File::open(format!("/proc/{pid}/ns/mnt"))
+            .map_err(|e| format!("cannot open the container's mount namespace: {e}{NEEDS}"))
+            .and_then(|f| Agent::start(OwnedFd::from(f), false, deadline));
+        match agent {
+            Ok(agent) => {
+                match agent.call(Cmd::Mount(t2.clone(), inside.clone())) {
+                    Ok(_) => {
+                        match table_has(Path::new("/proc/self/mountinfo"), &t2) {
+                            Ok(seen) => r.container_to_host = Some(seen),
+                            Err(e) => errors.push(format!("container to host: {e}")),
+                        }
+                        if let Err(e) = agent.call(Cmd::Umount(inside)) {
+                            errors.push(format!("cleanup: {e}"));
+                        }
+                    }
+                    Err(e) => errors.push(format!("container to host: {e}")),
+                }
+                drop(agent);
+            }
+            Err(e) => errors.push(format!("container to host: {e}")),
+        }
+    }
+    drop(scratch);
     if !errors.is_empty() {
         r.error = Some(errors.join("; "));
     }

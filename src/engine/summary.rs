@@ -2,12 +2,37 @@
 //! STATUS show.
 
 use crate::config::KubeMode;
+use crate::engine::containers::Judged;
 use crate::engine::modes::{self, ModeVerdict};
 use crate::engine::verdict::{Status, Verdict, worst};
 
 /// One line a person, or node-problem-detector, can act on: the worst thing first, naming the
 /// unit, file:line and setting, or the mount; when all is well, what is and what works.
-pub fn one_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode) -> String {
+pub fn one_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode, containers: &Judged) -> String {
+    let node = node_line(verdicts, modes, required);
+    let stale = &containers.stale;
+    match stale.first() {
+        None if node.starts_with("ok: ") && containers.looked_at > 0 => {
+            format!(
+                "{node}; {} container(s) with propagated volumes, none stale",
+                containers.looked_at
+            )
+        }
+        None => node,
+        Some(_) if !node.starts_with("ok: ") => format!("{node}; and {} stale container(s)", stale.len()),
+        Some(first) => {
+            let more = if stale.len() > 1 {
+                format!(" (+{} more)", stale.len() - 1)
+            } else {
+                String::new()
+            };
+            format!("DRIFT: stale container {}{more}", first.line())
+        }
+    }
+}
+
+/// [`one_line`] for the node alone.
+fn node_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode) -> String {
     let worst = worst(verdicts);
     if worst != Status::Ok {
         let bad: Vec<&Verdict> = verdicts.iter().filter(|v| v.status == worst).collect();

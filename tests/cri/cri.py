@@ -6,6 +6,9 @@ Subcommands:
   run JSON                 one pod; for each host path and propagation mode, a container with
                            that host-path mount, then real mounts on both sides; prints one
                            JSON result
+  start JSON               one pod with one container and the given host-path mounts, left
+                           running; prints {"pod_id", "container_id"}
+  remove POD_ID            stop and remove that pod (and its container)
   clean LABEL              stop and remove every pod sandbox carrying LABEL
 
 The messages come from the CRI api.proto (api_pb2, generated at build time next to this file).
@@ -158,21 +161,66 @@ def in_container(cri, ctr_id, cmd):
     return r.exit_code, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
 
 
-def pod_config(pb, spec):
-    """The pod every container of one run shares (a container's mount namespace is its own)."""
-    tag = spec["tag"]
+def named_pod_config(pb, label, cgroup_parent, name, namespace, uid):
+    """A pod on the host's network: no CNI. No hostname: runc refuses one without a UTS
+    namespace."""
     return pb.PodSandboxConfig(
-        metadata=pb.PodSandboxMetadata(name="mountprop-" + tag, uid=tag, namespace="mountprop-test"),
-        labels={spec["label"]: "1"},
+        metadata=pb.PodSandboxMetadata(name=name, uid=uid, namespace=namespace),
+        labels={label: "1"},
         linux=pb.LinuxPodSandboxConfig(
-            cgroup_parent=spec["cgroup_parent"],
+            cgroup_parent=cgroup_parent,
             security_context=pb.LinuxSandboxSecurityContext(
-                # Host network: no CNI. No hostname: runc refuses one without a UTS namespace.
                 namespace_options=pb.NamespaceOption(network=pb.NODE),
                 privileged=True,
             ),
         ),
     )
+
+
+def pod_config(pb, spec):
+    """The pod every container of one run shares (a container's mount namespace is its own)."""
+    tag = spec["tag"]
+    return named_pod_config(pb, spec["label"], spec["cgroup_parent"], "mountprop-" + tag, "mountprop-test", tag)
+
+
+def create_container(cri, pod_id, sandbox, image, name, mounts):
+    """CreateContainer (privileged: CAP_SYS_ADMIN to mount inside) with `mounts`, a list of
+    (host_path, container_path, propagation name). Raises grpc.RpcError on a refusal."""
+    pb = cri.pb
+    config = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=name),
+        image=pb.ImageSpec(image=image),
+        mounts=[pb.Mount(container_path=c, host_path=h, propagation=pb.MountPropagation.Value(m))
+                for h, c, m in mounts],
+        linux=pb.LinuxContainerConfig(
+            security_context=pb.LinuxContainerSecurityContext(privileged=True),
+        ),
+    )
+    return cri.call(
+        "CreateContainer",
+        pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=sandbox),
+        pb.CreateContainerResponse,
+    ).container_id
+
+
+def start(spec):
+    """A pod and its container, left running (the stale-container tests restart them)."""
+    cri = Cri()
+    cri.wait_ready()
+    pb = cri.pb
+    sandbox = named_pod_config(pb, spec["label"], spec["cgroup_parent"], spec["pod"], spec["namespace"],
+                               spec["namespace"] + "-" + spec["pod"])
+    pod_id = cri.call("RunPodSandbox", pb.RunPodSandboxRequest(config=sandbox), pb.RunPodSandboxResponse).pod_sandbox_id
+    try:
+        for m in spec["mounts"]:
+            os.makedirs(m[0], exist_ok=True)
+        ctr_id = create_container(cri, pod_id, sandbox, spec["image"], spec["container"],
+                                  [tuple(m) for m in spec["mounts"]])
+        cri.call("StartContainer", pb.StartContainerRequest(container_id=ctr_id), pb.StartContainerResponse)
+    except BaseException:
+        cri.remove_pod(pod_id)
+        raise
+    print(json.dumps({"pod_id": pod_id, "container_id": ctr_id}))
 
 
 def experiment(cri, pod_id, sandbox, spec, host_path, mode, tag):
@@ -269,11 +317,15 @@ def main():
         make_image(sys.argv[2], sys.argv[3])
     elif cmd == "run" and len(sys.argv) == 3:
         run(json.loads(sys.argv[2]))
+    elif cmd == "start" and len(sys.argv) == 3:
+        start(json.loads(sys.argv[2]))
+    elif cmd == "remove" and len(sys.argv) == 3:
+        Cri().remove_pod(sys.argv[2])
     elif cmd == "clean" and len(sys.argv) == 3:
         cri = Cri()
         print(cri.clean(sys.argv[2]))
     else:
-        sys.exit("usage: cri.py image OUT.tar NAME | run JSON | clean LABEL")
+        sys.exit("usage: cri.py image OUT.tar NAME | run JSON | start JSON | remove POD_ID | clean LABEL")
 
 
 if __name__ == "__main__":

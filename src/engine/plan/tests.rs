@@ -72,6 +72,8 @@ fn facts(version: u32) -> Facts {
         kubelet: None,
         image: None,
         probe: None,
+        containers: Vec::new(),
+        container_errors: Vec::new(),
     }
 }
 

@@ -1,0 +1,362 @@
+//! The cost of finding and judging running containers, at 100 and 500 containers with 20
+//! propagated volumes each. A benchmark, not a test: it prints medians and asserts nothing
+//! about them.
+//!
+//! In a private mount namespace of its own (nothing reaches the host), the bench lays out what
+//! containerd leaves on disk for each container (a task bundle with `config.json` and
+//! `init.pid`, below a scratch root given to `containers::discover`) and starts a real process
+//! for each: in a mount namespace of its own, with its 20 volumes bind-mounted (half rslave,
+//! half rshared) into a root directory it chroots into, as runc does. So every table read is a
+//! real `/proc/<pid>/mountinfo` of a real namespace.
+//!
+//! Then the daemon's idle cost on a real systemd node (the test sandbox), with no container and
+//! with 500 (the same bundles, each with a real process in a mount namespace of its own): its
+//! CPU time over `IDLE_SECS` (default 30) between full rounds, and the CPU one full round costs.
+//!
+//!     sudo cargo bench --bench containers
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "../tests/sandbox/mod.rs"]
+mod sandbox;
+
+use mountprop::containers;
+use mountprop::statmount;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+
+const BASE: &str = "/var/tmp/mountprop-bench-containers";
+const VOLUMES: usize = 20;
+const RUNS: usize = 15;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// One container: its volumes' sources, its root, its bundle, and a process holding its mounts.
+fn start(n: usize, base: &Path) -> Child {
+    let root = base.join(format!("rootfs/c{n}"));
+    let id = format!("{n:064x}");
+    let bundle = base.join(format!("root/run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}"));
+    fs::create_dir_all(root.join("bin")).expect("rootfs");
+    fs::create_dir_all(&bundle).expect("bundle");
+    fs::hard_link(base.join("busybox"), root.join("bin/sleep")).expect("busybox link");
+    let mut mounts = Vec::new();
+    let mut binds = Vec::new();
+    for i in 0..VOLUMES {
+        let src = base.join(format!("vols/c{n}/v{i}"));
+        fs::create_dir_all(&src).expect("source");
+        fs::create_dir_all(root.join(format!("v{i}"))).expect("destination");
+        let option = if i % 2 == 0 { "rshared" } else { "rslave" };
+        mounts.push(serde_json::json!({
+            "destination": format!("/v{i}"), "type": "bind", "source": src,
+            "options": ["rbind", option, "rw"],
+        }));
+        binds.push((src, root.join(format!("v{i}")), i % 2 == 1));
+    }
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "mounts": mounts,
+        "annotations": {
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.container-name": "c",
+            "io.kubernetes.cri.sandbox-name": format!("pod-{n}"),
+            "io.kubernetes.cri.sandbox-namespace": "bench",
+        },
+    });
+    fs::write(bundle.join("config.json"), spec.to_string()).expect("config.json");
+    // The volumes are mounted where the container's root will be, from this namespace (a bind
+    // of a shared mount is a peer of it; rslave ones are then made slaves), under a private
+    // mount so that nothing propagates elsewhere. The container's process takes a copy, then
+    // this namespace lets go of them: each container's table holds its own volumes only, as
+    // after runc's pivot_root.
+    let private = |p: &Path| mount(None::<&str>, p, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).expect("private");
+    mount(
+        Some(root.as_path()),
+        root.as_path(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .expect("root bind");
+    private(&root);
+    for (src, dst, slave) in &binds {
+        mount(
+            Some(src.as_path()),
+            dst.as_path(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .expect("volume");
+        if *slave {
+            mount(
+                None::<&str>,
+                dst.as_path(),
+                None::<&str>,
+                MsFlags::MS_SLAVE,
+                None::<&str>,
+            )
+            .expect("slave");
+        }
+    }
+    let mut cmd = Command::new("/bin/sleep");
+    cmd.arg("3600")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let inner = root.clone();
+    // SAFETY: only system calls between fork and exec (the paths are built beforehand).
+    unsafe {
+        cmd.pre_exec(move || {
+            unshare(CloneFlags::CLONE_NEWNS)?;
+            nix::unistd::chroot(&inner)?;
+            nix::unistd::chdir("/")?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("container process");
+    fs::write(bundle.join("init.pid"), child.id().to_string()).expect("init.pid");
+    // The copy is taken once the process has exec'd (spawn waits for that).
+    let _ = umount2(&root, MntFlags::MNT_DETACH);
+    child
+}
+
+/// discover + observe + judge, as a full round does, and the parts.
+fn measure(root: &Path, expect: usize) -> (Duration, Duration, Duration, containers::Judged) {
+    let fast = statmount::available();
+    let table = Path::new("/proc/self/mountinfo");
+    let mut all = Vec::new();
+    let mut disc = Vec::new();
+    let mut obs = Vec::new();
+    let mut last = None;
+    for _ in 0..RUNS {
+        let t0 = Instant::now();
+        let (found, errors) = containers::discover(root);
+        let t1 = Instant::now();
+        let facts = containers::observe(found, table, fast);
+        let t2 = Instant::now();
+        let j = containers::judge(&facts);
+        let t3 = Instant::now();
+        assert!(errors.is_empty(), "{errors:?}");
+        disc.push(t1 - t0);
+        obs.push(t2 - t1);
+        all.push(t3 - t0);
+        last = Some(j);
+    }
+    let j = last.expect("runs");
+    assert_eq!(j.looked_at, expect, "every container found");
+    (median(all), median(disc), median(obs), j)
+}
+
+fn rss_kb() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Time on CPU of all of a process's threads, in ns (schedstat).
+fn cpu_ns(sb: &sandbox::Sandbox, pid: &str) -> u64 {
+    sb.sh(&format!("cat /proc/{pid}/task/*/schedstat"))
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn state(sb: &sandbox::Sandbox) -> serde_json::Value {
+    serde_json::from_str(&sb.read("/run/mountprop/state.json").unwrap_or_default()).unwrap_or_default()
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The daemon on a real node, idle with 0 and with 500 containers.
+fn idle() {
+    let secs: u64 = std::env::var("IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let unit = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/mountprop.service"))
+        .expect("systemd/mountprop.service")
+        .replace("/usr/bin/mountprop", sandbox::NODE_BIN);
+    let setup = sandbox::Setup::default()
+        .file("mountprop.service", &unit)
+        // No timer round within the measurement: only the paths guard runs between rounds.
+        .etc("mountprop/config.toml", "[daemon]\ninterval_secs = 86400\n");
+    let Some(sb) = sandbox::boot("bench-containers-idle", setup) else {
+        return;
+    };
+    sb.sh("mount --make-rshared /; systemctl start mountprop.service").ok();
+    let settle = |sb: &sandbox::Sandbox| {
+        let mut last = -1;
+        let mut since = Instant::now();
+        wait_for("the daemon to settle", || {
+            let n = state(sb)["checks"].as_i64().unwrap_or(-1);
+            if n != last {
+                last = n;
+                since = Instant::now();
+            }
+            n > 0 && since.elapsed() > Duration::from_secs(1)
+        });
+    };
+    settle(&sb);
+    let pid = sb.show("mountprop.service", "MainPID");
+    let measure = |sb: &sandbox::Sandbox| {
+        let a = cpu_ns(sb, &pid);
+        std::thread::sleep(Duration::from_secs(secs));
+        cpu_ns(sb, &pid) - a
+    };
+    let idle0 = measure(&sb);
+    // 500 containers in the node: a bundle each, and a process in a namespace of its own.
+    let script = format!(
+        r#"set -e
+t=/run/containerd/io.containerd.runtime.v2.task/k8s.io
+for n in $(seq 1 500); do
+  d=$t/$(printf %064x $n); mkdir -p $d
+  m=""
+  for i in $(seq 1 {VOLUMES}); do
+    s=/var/lib/kubelet/pods/p$n/volumes/v$i; mkdir -p $s
+    m="$m"'{{"destination": "/v'$i'", "type": "bind", "source": "'$s'", "options": ["rbind", "rslave"]}},' 
+  done
+  printf '{{"mounts": [%s], "annotations": {{"io.kubernetes.cri.sandbox-namespace": "bench", "io.kubernetes.cri.sandbox-name": "p%s", "io.kubernetes.cri.container-name": "c"}}}}' "${{m%,}}" $n > $d/config.json
+  setsid unshare --mount --propagation unchanged sleep 3600 </dev/null >/dev/null 2>&1 &
+  echo $! > $d/init.pid
+done"#
+    );
+    let made = Instant::now();
+    sb.sh(&script).ok();
+    let made = made.elapsed();
+    // One full round (a config reload runs one), and its CPU.
+    let before_round = cpu_ns(&sb, &pid);
+    let checks = state(&sb)["checks"].as_i64().unwrap_or(0);
+    sb.exec(&["systemctl", "reload", "mountprop.service"]).ok();
+    let t = "/run/containerd/io.containerd.runtime.v2.task/k8s.io";
+    let one = sb.read(&format!("{t}/{:064x}/config.json", 1)).unwrap_or_default();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&one).is_ok(),
+        "a bundle's config.json: {one}"
+    );
+    wait_for("a round that saw 500 containers", || {
+        let st = state(&sb);
+        st["checks"].as_i64().unwrap_or(0) > checks && st["containers"]["looked_at"] == 500
+    });
+    settle(&sb);
+    let round = cpu_ns(&sb, &pid) - before_round;
+    let idle500 = measure(&sb);
+    let per_s = |ns: u64| format!("{:.1} µs/s", ns as f64 / 1e3 / secs as f64);
+    println!(
+        "\ndaemon on a real node (systemd 252, probe_interval 80 ms, no timer round in the window; 500 containers made in {:.1} s):",
+        made.as_secs_f64()
+    );
+    println!("| containers | idle CPU over {secs} s | per second | one full round (CPU) |");
+    println!("|---:|---:|---:|---:|");
+    println!("| 0 | {:.2} ms | {} | - |", idle0 as f64 / 1e6, per_s(idle0));
+    println!(
+        "| 500 × {VOLUMES} volumes | {:.2} ms | {} | {:.1} ms |",
+        idle500 as f64 / 1e6,
+        per_s(idle500),
+        round as f64 / 1e6
+    );
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "\n*** SKIP containers bench: needs root (a private mount namespace and real container namespaces) ***\n"
+        );
+        return;
+    }
+    // Single-threaded here, as unshare(CLONE_NEWNS) wants. Private first, so that nothing made
+    // below reaches the host; then shared again inside, as on a node.
+    unshare(CloneFlags::CLONE_NEWNS).expect("unshare");
+    let rec = |flags| mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | flags, None::<&str>).expect("remount /");
+    rec(MsFlags::MS_PRIVATE);
+    rec(MsFlags::MS_SHARED);
+    let base = PathBuf::from(BASE);
+    fs::create_dir_all(&base).expect("base");
+    mount(
+        Some("mpbench-ctr"),
+        &base,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=256m,nr_inodes=400000"),
+    )
+    .expect("tmpfs");
+    fs::copy("/bin/busybox", base.join("busybox")).expect("/bin/busybox (busybox-static)");
+    let root = base.join("root");
+    let host_mounts = fs::read_to_string("/proc/self/mountinfo").map_or(0, |t| t.lines().count());
+    println!(
+        "containers bench: {VOLUMES} propagated volumes each, statmount {}, {host_mounts} mounts in the host's table, medians of {RUNS} runs",
+        if statmount::available() { "yes" } else { "no" }
+    );
+    println!(
+        "| containers | volumes | full round (discover + observe + judge) | discover | observe | per container | stale |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let mut children = Vec::new();
+    let started = Instant::now();
+    for target in [0usize, 100, 500] {
+        while children.len() < target {
+            let n = children.len();
+            children.push(start(n, &base));
+        }
+        let (all, disc, obs, j) = measure(&root, target);
+        let per = if target == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.1} µs", all.as_secs_f64() * 1e6 / target as f64)
+        };
+        println!(
+            "| {target} | {} | {} | {} | {} | {per} | {} |",
+            target * VOLUMES,
+            ms(all),
+            ms(disc),
+            ms(obs),
+            j.stale.len()
+        );
+    }
+    println!(
+        "(starting 500 container processes took {:.1} s; bench peak RSS {} kB)",
+        started.elapsed().as_secs_f64(),
+        rss_kb()
+    );
+    // The flip, at scale: the sources' mount made private and shared again. Every volume lost
+    // the host's group; all 500 must be listed.
+    mount(None::<&str>, &base, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).expect("private");
+    mount(None::<&str>, &base, None::<&str>, MsFlags::MS_SHARED, None::<&str>).expect("shared");
+    let (all, _, _, j) = measure(&root, children.len());
+    println!(
+        "after a flip of the sources' mount: {} of {} containers listed stale, in {}",
+        j.stale.len(),
+        children.len(),
+        ms(all)
+    );
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let _ = umount2(&base, MntFlags::MNT_DETACH);
+    let _ = fs::remove_dir(&base);
+    idle();
+}

@@ -1,0 +1,933 @@
+//! The running containers a node fix does not reach: their volumes asked for propagation
+//! (`rshared`/`rslave`: Kubernetes' Bidirectional and HostToContainer), but the mount they got
+//! when they started no longer receives from the host's peer group at the volume's source (or,
+//! for Bidirectional, no longer sends to it). Making `/` rshared again, or restarting the
+//! runtime, cannot change a copy that was made when the container started: only a new
+//! container can (`kubectl delete pod`). mountprop never restarts one.
+//!
+//! Found without any runtime's API, from the OCI state on disk (see [`discover`]); parsing
+//! ([`parse_spec`]) and judging ([`judge`]) are pure.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::KubeMode;
+use crate::node::mountinfo::{self, MountInfo, MountSummary};
+use crate::node::statmount;
+
+/// containerd's task bundles (shim v2, and v1 for old Docker), one directory per namespace:
+/// `k8s.io` for the CRI, `moby` for Docker.
+pub const CONTAINERD_TASKS: [&str; 2] = [
+    "run/containerd/io.containerd.runtime.v2.task",
+    "run/containerd/io.containerd.runtime.v1.linux",
+];
+/// CRI-O's run root: `<driver>-containers/<id>/userdata/{config.json,pidfile}`.
+pub const CRIO_RUN: &str = "run/containers/storage";
+/// Docker's own record of a container, for its name.
+pub const DOCKER_CONTAINERS: &str = "var/lib/docker/containers";
+
+/// Which runtime's state a container was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    Containerd,
+    Docker,
+    CriO,
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Containerd => "containerd",
+            Self::Docker => "docker",
+            Self::CriO => "cri-o",
+        })
+    }
+}
+
+/// A bind mount in the spec that asked for propagation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    /// HostToContainer (`rslave`/`slave`) or Bidirectional (`rshared`/`shared`).
+    pub mode: KubeMode,
+    /// The option as the spec gives it.
+    pub option: String,
+}
+
+/// One container, as its OCI spec on disk describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    pub runtime: Runtime,
+    pub id: String,
+    /// The pod's namespace and name (CRI annotations); `None` for a plain Docker container.
+    pub pod: Option<(String, String)>,
+    /// The container's name: the CRI's, or Docker's.
+    pub name: String,
+    pub pid: Option<u32>,
+    /// Only the volumes that asked for propagation.
+    pub volumes: Vec<Volume>,
+}
+
+impl Container {
+    /// `ns/pod/container`, or the Docker name.
+    pub fn label(&self) -> String {
+        match &self.pod {
+            Some((ns, pod)) => format!("{ns}/{pod}/{}", self.name),
+            None => format!("{} {}", self.runtime, self.name),
+        }
+    }
+
+    /// What a person runs to get a fresh container.
+    pub fn remedy(&self) -> String {
+        match &self.pod {
+            Some((ns, pod)) => format!("kubectl delete pod -n {ns} {pod}"),
+            // A restart makes a new mount namespace from the spec: fresh copies of the mounts.
+            None => format!("docker restart {}", self.name),
+        }
+    }
+}
+
+/// The requested mode of a bind mount's options, if it asked for propagation. `rprivate`,
+/// `private` or nothing: the container never receives, by choice, and is never listed.
+pub fn requested(options: &[String]) -> Option<(KubeMode, String)> {
+    // The last propagation option wins, as in runc.
+    options
+        .iter()
+        .rev()
+        .find_map(|o| match o.as_str() {
+            "rshared" | "shared" => Some((KubeMode::Bidirectional, o.clone())),
+            "rslave" | "slave" => Some((KubeMode::HostToContainer, o.clone())),
+            "rprivate" | "private" | "runbindable" | "unbindable" => Some((KubeMode::None, o.clone())),
+            _ => None,
+        })
+        .filter(|(m, _)| *m != KubeMode::None)
+}
+
+#[derive(Deserialize)]
+struct Spec {
+    #[serde(default)]
+    mounts: Vec<SpecMount>,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct SpecMount {
+    destination: PathBuf,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    source: Option<PathBuf>,
+    #[serde(default)]
+    options: Vec<String>,
+}
+
+/// Why a spec could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: not an OCI runtime spec: {reason}")]
+pub struct SpecError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What a spec says: the volumes that asked for propagation, and the names, or `None` for a
+/// pod's sandbox ("pause") container, which has no volumes of its own.
+pub fn parse_spec(path: &Path, text: &[u8], runtime: Runtime, id: &str) -> Result<Option<Container>, SpecError> {
+    let spec: Spec = serde_json::from_slice(text).map_err(|e| SpecError {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let a = &spec.annotations;
+    let get = |keys: &[&str]| keys.iter().find_map(|k| a.get(*k).cloned());
+    let kind = get(&["io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"]);
+    if kind.as_deref() == Some("sandbox") {
+        return Ok(None);
+    }
+    let pod = match (
+        get(&["io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"]),
+        get(&["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"]),
+    ) {
+        (Some(ns), Some(name)) => Some((ns, name)),
+        _ => None,
+    };
+    let name = get(&["io.kubernetes.cri.container-name", "io.kubernetes.container.name"])
+        .unwrap_or_else(|| id.chars().take(12).collect());
+    let volumes = spec
+        .mounts
+        .into_iter()
+        .filter(|m| {
+            m.kind.as_deref().is_none_or(|k| k == "bind") && m.options.iter().any(|o| o == "bind" || o == "rbind")
+        })
+        .filter_map(|m| {
+            let (mode, option) = requested(&m.options)?;
+            Some(Volume {
+                source: m.source?,
+                destination: m.destination,
+                mode,
+                option,
+            })
+        })
+        .collect();
+    Ok(Some(Container {
+        runtime,
+        id: id.to_string(),
+        pod,
+        name,
+        pid: None,
+        volumes,
+    }))
+}
+
+/// A pid file's number.
+pub fn parse_pid(text: &str) -> Option<u32> {
+    text.trim().parse().ok().filter(|&p| p > 0)
+}
+
+/// Docker's name for a container, from its `config.v2.json` (`"Name": "/web"`).
+pub fn docker_name(text: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct V2 {
+        #[serde(rename = "Name")]
+        name: String,
+    }
+    let v: V2 = serde_json::from_slice(text).ok()?;
+    let n = v.name.trim_start_matches('/');
+    (!n.is_empty()).then(|| n.to_string())
+}
+
+/// Every running container under `root` (`/` on a node) whose spec asks for propagation on at
+/// least one volume, and the specs that could not be read. Costs one directory walk and one
+/// small file read per container; nothing is asked of a runtime.
+pub fn discover(root: &Path) -> (Vec<Container>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut take = |runtime: Runtime, id: &str, spec: PathBuf, pidfile: PathBuf, out: &mut Vec<Container>| {
+        let Ok(text) = std::fs::read(&spec) else { return };
+        let c = match parse_spec(&spec, &text, runtime, id) {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                errors.push(e.to_string());
+                return;
+            }
+        };
+        if c.volumes.is_empty() {
+            return;
+        }
+        let pid = std::fs::read_to_string(&pidfile).ok().as_deref().and_then(parse_pid);
+        // A task whose process is gone is not running: nothing holds its mounts.
+        if let Some(p) = pid
+            && Path::new(&format!("/proc/{p}")).exists()
+        {
+            out.push(Container { pid: Some(p), ..c });
+        }
+    };
+    for tasks in CONTAINERD_TASKS {
+        let Ok(namespaces) = std::fs::read_dir(root.join(tasks)) else {
+            continue;
+        };
+        for ns in namespaces.flatten() {
+            let docker = ns.file_name() == "moby";
+            let Ok(ids) = std::fs::read_dir(ns.path()) else {
+                continue;
+            };
+            for e in ids.flatten() {
+                let Some(id) = e.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let dir = e.path();
+                let runtime = if docker { Runtime::Docker } else { Runtime::Containerd };
+                let before = out.len();
+                take(runtime, &id, dir.join("config.json"), dir.join("init.pid"), &mut out);
+                if docker && out.len() > before {
+                    let v2 = root.join(DOCKER_CONTAINERS).join(&id).join("config.v2.json");
+                    if let Some(n) = std::fs::read(v2).ok().as_deref().and_then(docker_name) {
+                        out[before].name = n;
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(drivers) = std::fs::read_dir(root.join(CRIO_RUN)) {
+        for d in drivers.flatten() {
+            if !d.file_name().to_str().is_some_and(|n| n.ends_with("-containers")) {
+                continue;
+            }
+            let Ok(ids) = std::fs::read_dir(d.path()) else { continue };
+            for e in ids.flatten() {
+                let Some(id) = e.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let u = e.path().join("userdata");
+                take(Runtime::CriO, &id, u.join("config.json"), u.join("pidfile"), &mut out);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.label().cmp(&b.label()).then(a.id.cmp(&b.id)));
+    (out, errors)
+}
+
+/// What one volume's mount looked like, on both sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeFacts {
+    pub volume: Volume,
+    /// The host's mount that holds the source.
+    pub host: Option<MountSummary>,
+    /// The container's mount at the destination.
+    pub theirs: Option<MountSummary>,
+    /// When the container's mount is a slave of a group other than the host's: a member of that
+    /// group (from another container's table, or the namespace the container was made from: its
+    /// runtime's, when that is a namespace of its own), to follow the chain one step. Peers are
+    /// clones of one another and share their master, so one member speaks for the group.
+    pub via: Option<MountSummary>,
+    /// What a live check saw (`mountprop probe`).
+    pub probe: Option<VolumeProbe>,
+}
+
+/// A live check of one volume: a tmpfs mounted on the host under the source and looked for in
+/// the container's table, and, for Bidirectional, one mounted in the container's namespace
+/// under the destination and looked for on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeProbe {
+    pub host_to_container: Option<bool>,
+    pub container_to_host: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerFacts {
+    pub container: Container,
+    pub volumes: Vec<VolumeFacts>,
+    /// Why its mounts could not be read.
+    pub error: Option<String>,
+}
+
+/// The containers of the node, observed: what [`crate::engine::observe::observe`] calls. The host's
+/// table is the one the host's facts came from.
+pub fn observe_node(own_namespace: Option<bool>) -> (Vec<ContainerFacts>, Vec<String>) {
+    // In a namespace of its own (NPD's container with hostPID), the host's files through PID 1.
+    let root = if own_namespace == Some(true) {
+        Path::new("/proc/1/root")
+    } else {
+        Path::new("/")
+    };
+    let (found, errors) = discover(root);
+    let table = if own_namespace == Some(true) {
+        Path::new("/proc/1/mountinfo")
+    } else {
+        Path::new("/proc/self/mountinfo")
+    };
+    let fast = own_namespace == Some(false) && statmount::available();
+    (observe(found, table, fast), errors)
+}
+
+/// Reads each container's mount table once, the host's mount at each source, and, only where
+/// the flags need the next link of a chain, the table of the namespace the container was made
+/// from. Every peer group seen in the containers' tables is remembered on the way (one member
+/// each), so a chain through another container's mount costs nothing more.
+pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec<ContainerFacts> {
+    if containers.is_empty() {
+        return Vec::new();
+    }
+    let sources: Vec<PathBuf> = containers
+        .iter()
+        .flat_map(|c| c.volumes.iter().map(|v| v.source.clone()))
+        .collect();
+    let mut host = host_mounts(&sources, host_table, fast).into_iter();
+    let mut groups: HashMap<u64, MountSummary> = HashMap::new();
+    let mut buf = Vec::new();
+    // A container always has a mount namespace of its own: a pid file whose number now belongs
+    // to a process in the host's namespace is stale (pid reuse), not a container.
+    let host_first = MountInfo::first_mount_id(host_table).ok().flatten();
+    let mut out: Vec<ContainerFacts> = containers
+        .into_iter()
+        .filter_map(|c| {
+            let hosts: Vec<Option<MountSummary>> = host.by_ref().take(c.volumes.len()).collect();
+            let table = PathBuf::from(format!("/proc/{}/mountinfo", c.pid.unwrap_or(0)));
+            let (theirs, error) = match MountInfo::read_path(&table, std::mem::take(&mut buf)) {
+                Ok(info)
+                    if host_first.is_some() && info.iter().next().and_then(Result::ok).map(|m| m.id) == host_first =>
+                {
+                    buf = info.into_buffer();
+                    return None;
+                }
+                Ok(info) => {
+                    let dests: Vec<&Path> = c.volumes.iter().map(|v| v.destination.as_path()).collect();
+                    let r = match info.governing_many(&dests) {
+                        Ok(found) => (found.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(), None),
+                        Err(e) => (vec![None; dests.len()], Some(e.to_string())),
+                    };
+                    for m in info.iter().flatten() {
+                        if let Some(g) = m.propagation.shared {
+                            groups.entry(g).or_insert_with(|| MountSummary::from(&m));
+                        }
+                    }
+                    buf = info.into_buffer();
+                    r
+                }
+                Err(e) => (vec![None; c.volumes.len()], Some(e.to_string())),
+            };
+            let volumes = c
+                .volumes
+                .iter()
+                .zip(hosts)
+                .zip(theirs)
+                .map(|((v, h), t)| VolumeFacts {
+                    volume: v.clone(),
+                    host: h,
+                    theirs: t,
+                    via: None,
+                    probe: None,
+                })
+                .collect();
+            Some(ContainerFacts {
+                container: c,
+                volumes,
+                error,
+            })
+        })
+        .collect();
+    // Tables of the namespaces containers were made from, read at most once each.
+    let mut parents: HashMap<u64, Option<MountInfo>> = HashMap::new();
+    for c in &mut out {
+        let pid = c.container.pid.unwrap_or(0);
+        for v in &mut c.volumes {
+            let (Some(h), Some(t)) = (&v.host, &v.theirs) else {
+                continue;
+            };
+            if !needs_chain(h, t) {
+                continue;
+            }
+            let Some(master) = t.propagation.master else { continue };
+            v.via = groups
+                .get(&master)
+                .cloned()
+                .or_else(|| group_in_parent(pid, master, &mut parents));
+        }
+    }
+    out
+}
+
+/// The container's mount is a slave of a group other than the host's: only the next link of
+/// the chain can tell whether that group still receives from the host.
+fn needs_chain(host: &MountSummary, theirs: &MountSummary) -> bool {
+    let p = &theirs.propagation;
+    host.propagation
+        .shared
+        .is_some_and(|g| !p.receives_from(g) && p.propagate_from != Some(g))
+        && p.master.is_some()
+}
+
+/// A mount of peer group `group` in the namespace of `pid`'s parent (the runtime's shim, which
+/// lives where the runtime was when the container started).
+fn group_in_parent(pid: u32, group: u64, cache: &mut HashMap<u64, Option<MountInfo>>) -> Option<MountSummary> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fourth field, after the parenthesised command name (which may hold spaces).
+    let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+    // The namespace told apart by its first mount, which needs no ptrace access to the shim
+    // (the daemon has no CAP_SYS_PTRACE).
+    let table = PathBuf::from(format!("/proc/{ppid}/mountinfo"));
+    let ns = MountInfo::first_mount_id(&table).ok().flatten()?;
+    let info = cache
+        .entry(ns)
+        .or_insert_with(|| MountInfo::read_path(&table, Vec::new()).ok())
+        .as_ref()?;
+    info.iter()
+        .flatten()
+        .find(|m| m.propagation.shared == Some(group))
+        .map(|m| MountSummary::from(&m))
+}
+
+/// The host's mount at each source: statmount where it works (a cost that does not grow with
+/// the table), else one read of the host's table.
+fn host_mounts(sources: &[PathBuf], table: &Path, fast: bool) -> Vec<Option<MountSummary>> {
+    if fast {
+        let found: Vec<Option<MountSummary>> = sources.iter().map(|s| statmount::describe(s).ok()).collect();
+        if found.iter().all(Option::is_some) {
+            return found;
+        }
+    }
+    let Ok(info) = MountInfo::read_path(table, Vec::new()) else {
+        return vec![None; sources.len()];
+    };
+    let resolved: Vec<PathBuf> = sources.iter().map(|p| mountinfo::looked_up(p)).collect();
+    let refs: Vec<&Path> = resolved.iter().map(PathBuf::as_path).collect();
+    match info.governing_many(&refs) {
+        Ok(ms) => ms.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(),
+        Err(_) => vec![None; sources.len()],
+    }
+}
+
+/// What a volume's mount really gets from the host's current peer group at its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gets {
+    /// Nothing: a copy of a private mount, or a slave whose master left the host's group.
+    Nothing,
+    /// The host's mounts, and nothing goes back: a slave of the group (perhaps through the
+    /// runtime's namespace), or a peer group of its own that is such a slave.
+    ReceivesOnly,
+    /// A peer of the host's group: both ways.
+    Both,
+}
+
+impl Gets {
+    fn enough_for(self, mode: KubeMode) -> bool {
+        match mode {
+            KubeMode::None => true,
+            KubeMode::HostToContainer => self >= Gets::ReceivesOnly,
+            KubeMode::Bidirectional => self == Gets::Both,
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Gets::Nothing => "receives nothing from the host",
+            Gets::ReceivesOnly => "only receives from the host (mounts made inside do not reach it)",
+            Gets::Both => "a peer of the host's mounts",
+        }
+    }
+}
+
+/// One volume that no longer propagates as it asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleVolume {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    /// The mode the volume asked for, and the spec's option.
+    pub requested: KubeMode,
+    pub option: String,
+    pub gets: Gets,
+    /// Why, in words: both sides' propagation, or what the live check saw.
+    pub detail: String,
+    /// The live check decided, not the flags.
+    #[serde(default)]
+    pub probed: bool,
+}
+
+/// A running container with at least one stale volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleContainer {
+    pub runtime: Runtime,
+    pub id: String,
+    pub pod_namespace: Option<String>,
+    pub pod_name: Option<String>,
+    pub container: String,
+    pub pid: Option<u32>,
+    pub volumes: Vec<StaleVolume>,
+    /// What to run: mountprop never restarts a container.
+    pub remedy: String,
+}
+
+impl StaleContainer {
+    pub fn label(&self) -> String {
+        match (&self.pod_namespace, &self.pod_name) {
+            (Some(ns), Some(p)) => format!("{ns}/{p}/{}", self.container),
+            _ => format!("{} {}", self.runtime, self.container),
+        }
+    }
+
+    /// One line: who, where, what it asked for and what it gets, and the remedy.
+    pub fn line(&self) -> String {
+        let vols: Vec<String> = self
+            .volumes
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} from {} ({}, {}): {}",
+                    v.destination.display(),
+                    v.source.display(),
+                    v.requested,
+                    v.option,
+                    v.gets.words()
+                )
+            })
+            .collect();
+        format!("{}: {}; {}", self.label(), vols.join("; "), self.remedy)
+    }
+}
+
+/// The judgement of all containers: the stale ones, and what could not be told.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Judged {
+    pub stale: Vec<StaleContainer>,
+    /// Volumes the flags could not settle and no live check reached (`mountprop probe` does).
+    pub unsure: Vec<String>,
+    /// How many running containers asked for propagation on some volume.
+    pub looked_at: usize,
+}
+
+/// What a volume gets, by the flags, at one instant: equal peer group numbers in one reading
+/// are the same group (a group's id is freed only when its last member leaves), so a mount that
+/// is a peer or a slave of the host's group at the source receives from it. A slave of another
+/// group receives only if that group does (`via`, one step up the chain). `None`: cannot tell.
+pub fn by_flags(v: &VolumeFacts) -> Result<(Gets, String), String> {
+    let Some(h) = &v.host else {
+        return Err(format!("no host mount found for {}", v.volume.source.display()));
+    };
+    let Some(t) = &v.theirs else {
+        return Err(format!(
+            "no mount at {} in the container",
+            v.volume.destination.display()
+        ));
+    };
+    let hp = &h.propagation;
+    let tp = &t.propagation;
+    let sides = format!(
+        "its mount at {} is {}, the host's at {} is {}",
+        v.volume.destination.display(),
+        tp,
+        h.mount_point.display(),
+        hp
+    );
+    let Some(group) = hp.shared else {
+        // A host mount that is not shared passes nothing on: the node is to be fixed first.
+        return Ok((Gets::Nothing, sides));
+    };
+    if tp.shared == Some(group) {
+        return Ok((Gets::Both, sides));
+    }
+    if tp.master == Some(group) || tp.propagate_from == Some(group) {
+        return Ok((Gets::ReceivesOnly, sides));
+    }
+    let Some(master) = tp.master else {
+        // No master at all: a private copy, or a peer group of its own that left the host's.
+        return Ok((Gets::Nothing, sides));
+    };
+    match &v.via {
+        Some(m) if m.propagation.receives_from(group) => Ok((
+            Gets::ReceivesOnly,
+            format!(
+                "{sides}; group {master} is {} in its runtime's namespace",
+                m.propagation
+            ),
+        )),
+        Some(m) => Ok((
+            Gets::Nothing,
+            format!(
+                "{sides}; its master, group {master}, is {} in its runtime's namespace and no longer receives from the host",
+                m.propagation
+            ),
+        )),
+        None => Err(format!(
+            "{sides}; its master group {master} was not found where it was made"
+        )),
+    }
+}
+
+/// What the live check says a volume gets, where it was conclusive.
+fn by_probe(p: &VolumeProbe, mode: KubeMode) -> Option<Gets> {
+    match (p.host_to_container, p.container_to_host, mode) {
+        (Some(false), _, _) => Some(Gets::Nothing),
+        (Some(true), Some(true), _) => Some(Gets::Both),
+        (Some(true), Some(false), _) => Some(Gets::ReceivesOnly),
+        (Some(true), None, KubeMode::HostToContainer) => Some(Gets::ReceivesOnly),
+        _ => None,
+    }
+}
+
+/// Judges every container: the live check decides where it was conclusive, the flags elsewhere.
+pub fn judge(facts: &[ContainerFacts]) -> Judged {
+    let mut out = Judged {
+        looked_at: facts.len(),
+        ..Judged::default()
+    };
+    for c in facts {
+        let mut stale = Vec::new();
+        for v in &c.volumes {
+            let mode = v.volume.mode;
+            let probed = v.probe.as_ref().and_then(|p| by_probe(p, mode));
+            let (gets, detail, probed) = match (probed, by_flags(v)) {
+                (Some(g), flags) => {
+                    let seen = match g {
+                        Gets::Nothing => "a tmpfs mounted on the host under its source did not appear in it",
+                        Gets::ReceivesOnly => {
+                            "a tmpfs mounted on the host appeared in it, one mounted in it did not reach the host"
+                        }
+                        Gets::Both => "mounts crossed both ways",
+                    };
+                    let flags = flags.map_or_else(|e| e, |(_, d)| d);
+                    (g, format!("live check: {seen} ({flags})"), true)
+                }
+                (None, Ok((g, d))) => (g, d, false),
+                (None, Err(why)) => {
+                    let why = match v.probe.as_ref().and_then(|p| p.error.as_deref()) {
+                        Some(e) => format!("{why}; live check: {e}"),
+                        None => why,
+                    };
+                    out.unsure.push(format!(
+                        "{} {}: {why}",
+                        c.container.label(),
+                        v.volume.destination.display()
+                    ));
+                    continue;
+                }
+            };
+            if !gets.enough_for(mode) {
+                stale.push(StaleVolume {
+                    source: v.volume.source.clone(),
+                    destination: v.volume.destination.clone(),
+                    requested: mode,
+                    option: v.volume.option.clone(),
+                    gets,
+                    detail,
+                    probed,
+                });
+            }
+        }
+        if let Some(e) = &c.error {
+            out.unsure.push(format!("{}: {e}", c.container.label()));
+        }
+        if !stale.is_empty() {
+            let k = &c.container;
+            out.stale.push(StaleContainer {
+                runtime: k.runtime,
+                id: k.id.clone(),
+                pod_namespace: k.pod.as_ref().map(|p| p.0.clone()),
+                pod_name: k.pod.as_ref().map(|p| p.1.clone()),
+                container: k.name.clone(),
+                pid: k.pid,
+                volumes: stale,
+                remedy: k.remedy(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::mountinfo::Propagation;
+
+    const CRI_SPEC: &str = r#"{
+      "ociVersion": "1.0.2-dev",
+      "process": {"args": ["/bin/sleep", "86400"]},
+      "mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid"]},
+        {"destination": "/var/log/pods", "type": "bind", "source": "/var/log/pods", "options": ["rbind", "rslave", "ro"]},
+        {"destination": "/data", "type": "bind", "source": "/var/lib/kubelet/pods/u/volumes/d", "options": ["rbind", "rshared", "rw"]},
+        {"destination": "/etc/hosts", "type": "bind", "source": "/var/lib/kubelet/pods/u/etc-hosts", "options": ["rbind", "rprivate", "rw"]},
+        {"destination": "/cache", "type": "bind", "source": "/var/cache", "options": ["rbind", "rw"]}
+      ],
+      "annotations": {
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.container-name": "cleaner",
+        "io.kubernetes.cri.sandbox-name": "log-cleaner-x7k2p",
+        "io.kubernetes.cri.sandbox-namespace": "kube-system"
+      }
+    }"#;
+
+    #[test]
+    fn cri_spec_gives_names_and_only_the_volumes_that_asked() {
+        let c = parse_spec(Path::new("c.json"), CRI_SPEC.as_bytes(), Runtime::Containerd, "abc")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.pod, Some(("kube-system".into(), "log-cleaner-x7k2p".into())));
+        assert_eq!(c.name, "cleaner");
+        assert_eq!(c.label(), "kube-system/log-cleaner-x7k2p/cleaner");
+        assert_eq!(c.remedy(), "kubectl delete pod -n kube-system log-cleaner-x7k2p");
+        let got: Vec<(&str, KubeMode, &str)> = c
+            .volumes
+            .iter()
+            .map(|v| (v.destination.to_str().unwrap(), v.mode, v.option.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/var/log/pods", KubeMode::HostToContainer, "rslave"),
+                ("/data", KubeMode::Bidirectional, "rshared")
+            ]
+        );
+    }
+
+    #[test]
+    fn sandbox_containers_and_bad_specs() {
+        let pause = r#"{"mounts": [], "annotations": {"io.kubernetes.cri.container-type": "sandbox"}}"#;
+        assert_eq!(
+            parse_spec(Path::new("p"), pause.as_bytes(), Runtime::Containerd, "p").unwrap(),
+            None
+        );
+        let crio_pause = r#"{"annotations": {"io.kubernetes.cri-o.ContainerType": "sandbox"}}"#;
+        assert_eq!(
+            parse_spec(Path::new("p"), crio_pause.as_bytes(), Runtime::CriO, "p").unwrap(),
+            None
+        );
+        let e = parse_spec(Path::new("/run/x/config.json"), b"{not json", Runtime::Containerd, "x").unwrap_err();
+        assert!(
+            e.to_string().starts_with("/run/x/config.json: not an OCI runtime spec"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn crio_and_docker_names() {
+        let crio = r#"{"mounts": [{"destination": "/v", "type": "bind", "source": "/s", "options": ["rbind", "rslave"]}],
+          "annotations": {"io.kubernetes.pod.namespace": "ns", "io.kubernetes.pod.name": "p", "io.kubernetes.container.name": "c"}}"#;
+        let c = parse_spec(Path::new("c"), crio.as_bytes(), Runtime::CriO, "id")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.label(), "ns/p/c");
+        // Docker's spec carries no name: the id until config.v2.json names it; -v x:y:rslave
+        // without a "type" field.
+        let docker = r#"{"mounts": [{"destination": "/v", "source": "/s", "options": ["rbind", "rslave"]}]}"#;
+        let d = parse_spec(Path::new("d"), docker.as_bytes(), Runtime::Docker, "0123456789abcdef")
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.name, "0123456789ab");
+        assert_eq!(d.volumes.len(), 1);
+        assert_eq!(docker_name(br#"{"Name": "/web", "ID": "x"}"#), Some("web".into()));
+        assert_eq!(docker_name(b"{}"), None);
+        assert_eq!(parse_pid("1234\n"), Some(1234));
+        assert_eq!(parse_pid("0"), None);
+        assert_eq!(parse_pid(""), None);
+    }
+
+    #[test]
+    fn requested_mode_is_the_last_propagation_option() {
+        let o = |v: &[&str]| requested(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|r| r.0);
+        assert_eq!(o(&["rbind", "rslave"]), Some(KubeMode::HostToContainer));
+        assert_eq!(o(&["rbind", "slave"]), Some(KubeMode::HostToContainer));
+        assert_eq!(o(&["rbind", "shared"]), Some(KubeMode::Bidirectional));
+        assert_eq!(o(&["rbind", "rprivate"]), None);
+        assert_eq!(o(&["rbind", "rshared", "rprivate"]), None);
+        assert_eq!(o(&["rbind"]), None);
+    }
+
+    fn m(point: &str, shared: Option<u64>, master: Option<u64>) -> MountSummary {
+        MountSummary {
+            id: 1,
+            mount_point: point.into(),
+            fstype: "ext4".into(),
+            propagation: Propagation {
+                shared,
+                master,
+                propagate_from: None,
+                unbindable: false,
+            },
+        }
+    }
+
+    fn vf(mode: KubeMode, host: MountSummary, theirs: MountSummary, via: Option<MountSummary>) -> VolumeFacts {
+        VolumeFacts {
+            volume: Volume {
+                source: "/var/log".into(),
+                destination: "/logs".into(),
+                mode,
+                option: if mode == KubeMode::Bidirectional {
+                    "rshared"
+                } else {
+                    "rslave"
+                }
+                .into(),
+            },
+            host: Some(host),
+            theirs: Some(theirs),
+            via,
+            probe: None,
+        }
+    }
+
+    fn one(v: VolumeFacts) -> Judged {
+        let (c, _) = (
+            Container {
+                runtime: Runtime::Containerd,
+                id: "id".into(),
+                pod: Some(("ns".into(), "pod".into())),
+                name: "c".into(),
+                pid: Some(7),
+                volumes: vec![v.volume.clone()],
+            },
+            (),
+        );
+        judge(&[ContainerFacts {
+            container: c,
+            volumes: vec![v],
+            error: None,
+        }])
+    }
+
+    use KubeMode::{Bidirectional as Bi, HostToContainer as H2c};
+
+    #[test]
+    fn judging_by_flags() {
+        let host = || m("/", Some(1), None);
+        // A slave of the host's group, and a peer: fine for what they asked.
+        assert!(one(vf(H2c, host(), m("/logs", None, Some(1)), None)).stale.is_empty());
+        assert!(one(vf(Bi, host(), m("/logs", Some(1), None), None)).stale.is_empty());
+        assert!(one(vf(H2c, host(), m("/logs", Some(1), None), None)).stale.is_empty());
+        // After a flip: the host is shared:1 again, the old copy lost its master.
+        let j = one(vf(H2c, host(), m("/logs", None, None), None));
+        assert_eq!(j.stale.len(), 1);
+        assert_eq!(j.stale[0].volumes[0].gets, Gets::Nothing);
+        assert_eq!(j.stale[0].remedy, "kubectl delete pod -n ns pod");
+        // A peer group of its own that left the host's: receives nothing.
+        let j = one(vf(Bi, host(), m("/logs", Some(40), None), None));
+        assert_eq!(j.stale[0].volumes[0].gets, Gets::Nothing);
+        // Bidirectional that only receives (a runtime in a slave namespace): stale.
+        let j = one(vf(Bi, host(), m("/logs", None, Some(1)), None));
+        assert_eq!(j.stale[0].volumes[0].gets, Gets::ReceivesOnly);
+        // A private host mount passes nothing on.
+        let j = one(vf(H2c, m("/", None, None), m("/logs", None, Some(1)), None));
+        assert_eq!(j.stale[0].volumes[0].gets, Gets::Nothing);
+    }
+
+    #[test]
+    fn judging_through_the_runtimes_namespace() {
+        let host = || m("/", Some(1), None);
+        // The runtime's namespace is shared:34 and a slave of the host's group: fine.
+        let ok = one(vf(
+            H2c,
+            host(),
+            m("/logs", None, Some(34)),
+            Some(m("/", Some(34), Some(1))),
+        ));
+        assert!(ok.stale.is_empty() && ok.unsure.is_empty(), "{ok:?}");
+        // ... after the flip, group 34 has no master: nothing comes through.
+        let j = one(vf(
+            H2c,
+            host(),
+            m("/logs", None, Some(34)),
+            Some(m("/", Some(34), None)),
+        ));
+        assert_eq!(j.stale[0].volumes[0].gets, Gets::Nothing);
+        // Group 34 not found: not listed, said to be unsure.
+        let j = one(vf(H2c, host(), m("/logs", None, Some(34)), None));
+        assert!(j.stale.is_empty());
+        assert_eq!(j.unsure.len(), 1, "{j:?}");
+    }
+
+    #[test]
+    fn the_live_check_decides() {
+        let host = || m("/", Some(1), None);
+        let mut v = vf(H2c, host(), m("/logs", None, Some(1)), None);
+        v.probe = Some(VolumeProbe {
+            host_to_container: Some(false),
+            container_to_host: None,
+            error: None,
+        });
+        let j = one(v);
+        assert!(j.stale[0].volumes[0].probed);
+        let mut v = vf(H2c, host(), m("/logs", None, Some(34)), None);
+        v.probe = Some(VolumeProbe {
+            host_to_container: Some(true),
+            container_to_host: None,
+            error: None,
+        });
+        let j = one(v);
+        assert!(j.stale.is_empty() && j.unsure.is_empty(), "{j:?}");
+        let mut v = vf(Bi, host(), m("/logs", Some(1), None), None);
+        v.probe = Some(VolumeProbe {
+            host_to_container: Some(true),
+            container_to_host: Some(false),
+            error: None,
+        });
+        assert_eq!(one(v).stale[0].volumes[0].gets, Gets::ReceivesOnly);
+    }
+}

@@ -311,17 +311,7 @@ fn boot(test: &str, layout: &Layout, built: &Path) -> Option<CriNode> {
     if !layout.started.is_empty() {
         node.sh(layout.started).ok();
     }
-    node.exec(&[
-        "ctr",
-        "-n",
-        "k8s.io",
-        "images",
-        "import",
-        "--snapshotter",
-        "native",
-        "/mnt/harness/image.tar",
-    ])
-    .ok();
+    node.import_image();
     Some(node)
 }
 

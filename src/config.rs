@@ -156,6 +156,9 @@ pub struct DaemonConfig {
     pub metrics_file: Option<PathBuf>,
     /// Run the live propagation probe (`mountprop probe`) on every full check.
     pub live_probe: bool,
+    /// Each tracked container's own mount table is read again at least this often (the
+    /// safety net under the events that keep them current).
+    pub rejudge: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -168,6 +171,7 @@ impl Default for DaemonConfig {
             fix_window: Duration::from_secs(600),
             metrics_file: None,
             live_probe: false,
+            rejudge: Duration::from_secs(3600),
         }
     }
 }
@@ -249,6 +253,7 @@ struct RawDaemon {
     fix_window_secs: Option<Spanned<u64>>,
     metrics_file: Option<Spanned<String>>,
     live_probe: Option<bool>,
+    rejudge_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -461,6 +466,9 @@ impl Config {
             if let Some(p) = d.live_probe {
                 cfg.daemon.live_probe = p;
             }
+            if let Some(v) = range(d.rejudge_secs, "rejudge_secs", 60, 7 * 86_400)? {
+                cfg.daemon.rejudge = Duration::from_secs(v);
+            }
         }
         Ok(cfg)
     }
@@ -625,6 +633,11 @@ pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/conf
 # each side) on every full check. The shipped unit's hardening does not allow it: add the
 # drop-in /usr/share/doc/mountprop/live-probe.conf (see the README).
 #live_probe = false
+# Running containers are tracked as they come and go (the runtimes' task directories, each
+# container's pidfd) and judged again when the host's mount at one of their volume sources
+# changes, so a quiet round reads no container's table. As a safety net, each container's
+# own mount table is read again this often anyway, spread over time, never all at once.
+#rejudge_secs = 3600
 "#;
 
 #[cfg(test)]

@@ -424,3 +424,160 @@ fn stale_pods_behind_a_runtime_in_a_namespace_of_its_own() {
         booted.elapsed().as_secs_f64()
     );
 }
+
+/// The daemon tracks containers as they come and go, with no timer round (`interval_secs` is a
+/// day): a pod started after it is judged; a flip of `/` lists it as stale at once; a removed
+/// pod leaves the report; and a container whose process exited is not mistaken for the process
+/// that gets its pid next.
+#[test]
+fn containers_tracked_as_they_come_and_go() {
+    let test = "containers_tracked_as_they_come_and_go";
+    if !crinode::prerequisites(test) {
+        return;
+    }
+    crinode::remove_cgroups();
+    let start = Instant::now();
+    // CRI-O's run root exists (as on a CRI-O node) for the pid-reuse part below.
+    let crio = "/run/containers/storage/overlay-containers";
+    let config = "restart = \"always\"\n[daemon]\ninterval_secs = 86400\nmetrics_file = \"/var/lib/node-exporter/mountprop.prom\"\n";
+    let Some(node) = boot(
+        "stale4",
+        &format!("mount --make-rshared / && mkdir -p {crio}"),
+        config,
+        true,
+    ) else {
+        return;
+    };
+    let booted = Instant::now();
+    node.exec(&["systemctl", "start", "mountprop.service"]).ok();
+    let state = || -> Value {
+        serde_json::from_str(&node.read("/run/mountprop/state.json").unwrap_or_default()).unwrap_or(Value::Null)
+    };
+    let looked_at = || state()["containers"]["looked_at"].as_u64();
+    let stale_names = || -> Vec<String> {
+        state()["containers"]["stale"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| c["pod_name"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_for("the daemon's first round", Duration::from_secs(10), || {
+        looked_at() == Some(0)
+    });
+
+    // A pod started after the daemon: judged on its own events.
+    let t = Instant::now();
+    let (pod, logs) = node.start_pod("kube-system", "log-cleaner", "cleaner", &[(LOGS, "/logs", H2C)]);
+    let started = t.elapsed();
+    wait_for("the new pod to be judged", Duration::from_secs(10), || {
+        looked_at() == Some(1)
+    });
+    let judged = t.elapsed();
+    assert!(stale_names().is_empty(), "{:#}", state());
+
+    // A flip of `/`: reported in STATUS, state.json and the metric.
+    let t = Instant::now();
+    node.sh("mount --make-private / && mount --make-rshared /").ok();
+    wait_for("the flip in STATUS", Duration::from_secs(10), || {
+        node.show("mountprop.service", "StatusText")
+            .starts_with("DRIFT: stale container kube-system/log-cleaner/cleaner")
+    });
+    let flip = t.elapsed();
+    assert!(
+        !receives(&node, &logs, LOGS),
+        "the test bed: the cleaner lost the host's group"
+    );
+    assert_eq!(stale_names(), ["log-cleaner"], "{:#}", state());
+    let prom = node.read("/var/lib/node-exporter/mountprop.prom").unwrap_or_default();
+    assert!(prom.lines().any(|l| l == "mountprop_containers_stale 1"), "{prom}");
+
+    // The pod removed: gone from the report, with no timer round.
+    let t = Instant::now();
+    node.remove_pod(&pod);
+    wait_for("the removed pod to leave the report", Duration::from_secs(10), || {
+        looked_at() == Some(0) && stale_names().is_empty()
+    });
+    let removed = t.elapsed();
+    assert!(
+        node.show("mountprop.service", "StatusText").starts_with("ok"),
+        "{}",
+        node.show("mountprop.service", "StatusText")
+    );
+
+    // A container in CRI-O's layout whose process is a private copy of the host's mounts: stale.
+    let bundle = format!("{crio}/0123456789ab/userdata");
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "mounts": [{"destination": "/logs", "type": "bind", "source": "/var/log", "options": ["rbind", "rslave"]}],
+        "annotations": {
+            "io.kubernetes.pod.namespace": "default",
+            "io.kubernetes.pod.name": "reuse",
+            "io.kubernetes.container.name": "app"
+        }
+    });
+    let spawn = "setsid unshare -m --propagation private sleep 100000 </dev/null >/dev/null 2>&1 & echo $!";
+    let r = node.sh(&format!(
+        "set -e; mkdir -p {bundle}; echo '{spec}' > {bundle}/config.json; p=$({spawn}); \
+         echo $p > {bundle}/.pid; mv {bundle}/.pid {bundle}/pidfile; echo $p"
+    ));
+    let pid: u32 = r.stdout.trim().parse().unwrap_or_else(|e| panic!("{e}: {r:#?}"));
+    wait_for("the CRI-O container listed", Duration::from_secs(10), || {
+        stale_names() == ["reuse"]
+    });
+    let t = Instant::now();
+    node.sh(&format!("kill {pid}")).ok();
+    wait_for(
+        "the exited container to leave the report",
+        Duration::from_secs(10),
+        || stale_names().is_empty() && looked_at() == Some(0),
+    );
+    let exited = t.elapsed();
+    // Its pid, given to another process in a mount namespace of its own (ns_last_pid of the
+    // node's PID namespace), while the bundle stays.
+    let mut reused = false;
+    for _ in 0..20 {
+        let r = node.sh(&format!("echo {} > /proc/sys/kernel/ns_last_pid; {spawn}", pid - 1));
+        let got: u32 = r.stdout.trim().parse().unwrap_or(0);
+        if got == pid {
+            reused = true;
+            break;
+        }
+        node.sh(&format!("kill {got}")).ok();
+    }
+    assert!(reused, "could not give pid {pid} to a new process");
+    // Wake the daemon (a task directory changes) and make it go round (SIGHUP) twice.
+    node.sh(&format!("mkdir {crio}/wake && rmdir {crio}/wake")).ok();
+    for _ in 0..2 {
+        let before = state()["checks"].clone();
+        node.exec(&["systemctl", "reload", "mountprop.service"]).ok();
+        wait_for("a round after the reload", Duration::from_secs(10), || {
+            state()["checks"] != before
+        });
+    }
+    assert_eq!(stale_names(), Vec::<String>::new(), "{:#}", state());
+    assert_eq!(looked_at(), Some(0), "{:#}", state());
+    // The one-shot check is not fooled either: the process started after the pid file.
+    let (_, checked) = json(&node, &["check", "--json"]);
+    assert_eq!(checked["containers_looked_at"], 0, "{checked:#}");
+    node.sh(&format!("kill {pid}")).ok();
+
+    eprintln!(
+        "containers tracked: pod started in {:.2} s, judged {:.2} s after the start; flip in STATUS after {:.3} s; \
+         removed pod gone after {:.2} s; exited process gone after {:.3} s",
+        started.as_secs_f64(),
+        judged.as_secs_f64(),
+        flip.as_secs_f64(),
+        removed.as_secs_f64(),
+        exited.as_secs_f64()
+    );
+    drop(node);
+    assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+    eprintln!(
+        "{test}: {:.1} s, {:.1} s of it on the node",
+        start.elapsed().as_secs_f64(),
+        booted.elapsed().as_secs_f64()
+    );
+}

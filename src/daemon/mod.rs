@@ -88,6 +88,7 @@ pub fn run(config_path: Option<PathBuf>) -> u8 {
             return 1;
         }
     };
+    crate::engine::tracker::install(cfg.daemon.rejudge);
     let fast = statmount::available();
     tracing::info!(
         "starting; config: {}; propagation re-read: {}",
@@ -153,7 +154,24 @@ impl Daemon {
             if self.watchdog.is_some() {
                 deadline = deadline.min(self.next_watchdog);
             }
-            let woken = match self.watch.wait(deadline.saturating_duration_since(now)) {
+            let woken = {
+                // The tracker's descriptors stay ready until it takes their events in: not
+                // while a round is already due.
+                let mut tracker = crate::engine::tracker::lock();
+                let extra = match (&*tracker, self.pending) {
+                    (Some(t), None) => t.fds(),
+                    _ => Vec::new(),
+                };
+                let w = self.watch.wait(deadline.saturating_duration_since(now), &extra);
+                drop(extra);
+                if let (Ok(w), Some(t)) = (&w, tracker.as_mut())
+                    && w.containers
+                {
+                    t.take_events();
+                }
+                w
+            };
+            let woken = match woken {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::error!("waiting for events failed: {e}");
@@ -184,6 +202,9 @@ impl Daemon {
             }
             if woken.bus_back {
                 self.schedule(now, "bus back");
+            }
+            if woken.containers {
+                self.schedule(now, "containers");
             }
             self.feed_watchdog(now);
             if let Some((at, why)) = self.pending
@@ -334,6 +355,9 @@ impl Daemon {
             Ok(cfg) => {
                 tracing::info!("config reloaded from {}", cfg.origin());
                 lock(&self.shared.limiter).set_limits(cfg.daemon.max_fixes, cfg.daemon.fix_window);
+                if let Some(t) = crate::engine::tracker::lock().as_mut() {
+                    t.set_rejudge(cfg.daemon.rejudge);
+                }
                 self.watch.set_units(&cfg.units);
                 {
                     let mut st = lock(&self.shared.state);

@@ -4,7 +4,7 @@
 //! poll(2). (The mount table is the guard's to watch: [`crate::daemon::guard`].)
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,8 @@ pub struct Woken {
     pub bus_back: bool,
     pub hup: bool,
     pub term: bool,
+    /// A container came or went (one of the extra descriptors of [`Watch::wait`]).
+    pub containers: bool,
 }
 
 pub struct Watch {
@@ -122,8 +124,8 @@ impl Watch {
         }
     }
 
-    /// Waits up to `timeout`.
-    pub fn wait(&mut self, timeout: Duration) -> io::Result<Woken> {
+    /// Waits up to `timeout`, also for any of `extra` (the container tracker's) to be ready.
+    pub fn wait(&mut self, timeout: Duration, extra: &[BorrowedFd<'_>]) -> io::Result<Woken> {
         // Round up: waking a fraction of a millisecond early would spin with poll(0) until
         // the deadline.
         let ms = timeout.as_micros().div_ceil(1000).min(u128::from(u32::MAX / 2));
@@ -131,16 +133,17 @@ impl Watch {
         let poll_timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
         let mut w = Woken::default();
         let (inotify_ready, wake_ready) = {
-            let mut fds = [
-                PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN),
-                PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN),
-            ];
+            let mut fds = Vec::with_capacity(2 + extra.len());
+            fds.push(PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN));
+            fds.extend(extra.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
             match poll(&mut fds, poll_timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            w.containers = fds[2..].iter().any(ready);
             (ready(&fds[1]), ready(&fds[0]))
         };
         if inotify_ready {

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -200,76 +201,202 @@ pub fn docker_name(text: &[u8]) -> Option<String> {
     (!n.is_empty()).then(|| n.to_string())
 }
 
+/// Where one container's state lies on disk: its spec and its pid file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    pub runtime: Runtime,
+    pub id: String,
+    /// The directory whose appearance and removal mark the container's life.
+    pub dir: PathBuf,
+    pub spec: PathBuf,
+    pub pidfile: PathBuf,
+    /// Docker's own record, for the container's name.
+    pub docker_v2: Option<PathBuf>,
+}
+
+/// The directories that hold one bundle per container, by runtime: what [`bundles`] lists and
+/// the daemon watches for containers coming and going.
+pub fn task_dirs(root: &Path) -> Vec<(Runtime, PathBuf)> {
+    let mut out = Vec::new();
+    for tasks in CONTAINERD_TASKS {
+        let Ok(namespaces) = std::fs::read_dir(root.join(tasks)) else {
+            continue;
+        };
+        for ns in namespaces.flatten() {
+            let runtime = if ns.file_name() == "moby" {
+                Runtime::Docker
+            } else {
+                Runtime::Containerd
+            };
+            out.push((runtime, ns.path()));
+        }
+    }
+    if let Ok(drivers) = std::fs::read_dir(root.join(CRIO_RUN)) {
+        for d in drivers.flatten() {
+            if d.file_name().to_str().is_some_and(|n| n.ends_with("-containers")) {
+                out.push((Runtime::CriO, d.path()));
+            }
+        }
+    }
+    out
+}
+
+/// The directories above [`task_dirs`] that exist before any container does: watched so that
+/// a runtime's first namespace or driver directory is noticed when it is made.
+pub fn task_roots(root: &Path) -> Vec<PathBuf> {
+    CONTAINERD_TASKS
+        .iter()
+        .chain(std::iter::once(&CRIO_RUN))
+        .map(|t| root.join(t))
+        .collect()
+}
+
+/// Every bundle under one of [`task_dirs`]: one directory read, no file opened.
+pub fn bundles_in(root: &Path, runtime: Runtime, dir: &Path) -> Vec<Bundle> {
+    let Ok(ids) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    ids.flatten()
+        .filter_map(|e| {
+            let id = e.file_name().to_str()?.to_string();
+            let dir = e.path();
+            let (spec, pidfile) = match runtime {
+                Runtime::CriO => (dir.join("userdata/config.json"), dir.join("userdata/pidfile")),
+                _ => (dir.join("config.json"), dir.join("init.pid")),
+            };
+            let docker_v2 =
+                (runtime == Runtime::Docker).then(|| root.join(DOCKER_CONTAINERS).join(&id).join("config.v2.json"));
+            Some(Bundle {
+                runtime,
+                id,
+                dir,
+                spec,
+                pidfile,
+                docker_v2,
+            })
+        })
+        .collect()
+}
+
+/// Every bundle on the node.
+pub fn bundles(root: &Path) -> Vec<Bundle> {
+    task_dirs(root)
+        .into_iter()
+        .flat_map(|(runtime, dir)| bundles_in(root, runtime, &dir))
+        .collect()
+}
+
+/// What a bundle holds now.
+#[derive(Debug)]
+pub enum Loaded {
+    /// A running container with at least one volume that asked for propagation.
+    Running(Container),
+    /// Nothing to judge: a pod sandbox, or no volume asked for propagation.
+    Uninteresting,
+    /// Not (or no longer, or not yet) running: no spec, no pid file, or no such process.
+    NotRunning,
+}
+
+/// Reads one bundle: its spec, and its pid file.
+pub fn load(b: &Bundle) -> Result<Loaded, SpecError> {
+    let Ok(text) = std::fs::read(&b.spec) else {
+        return Ok(Loaded::NotRunning);
+    };
+    let c = match parse_spec(&b.spec, &text, b.runtime, &b.id)? {
+        Some(c) if !c.volumes.is_empty() => c,
+        _ => return Ok(Loaded::Uninteresting),
+    };
+    let pid = std::fs::read_to_string(&b.pidfile).ok().as_deref().and_then(parse_pid);
+    // A task whose process is gone is not running: nothing holds its mounts. Nor is one whose
+    // number now names a process that started after the pid file was written (pid reuse).
+    let Some(p) = pid else {
+        return Ok(Loaded::NotRunning);
+    };
+    let Some(start) = start_time(p) else {
+        return Ok(Loaded::NotRunning);
+    };
+    if let (Some(boot), Some(written)) = (boot_time(), mtime(&b.pidfile))
+        && !started_before(start, boot, clock_ticks(), written)
+    {
+        return Ok(Loaded::NotRunning);
+    }
+    let name = b
+        .docker_v2
+        .as_ref()
+        .and_then(|v2| std::fs::read(v2).ok())
+        .as_deref()
+        .and_then(docker_name)
+        .unwrap_or(c.name);
+    Ok(Loaded::Running(Container {
+        pid: Some(p),
+        name,
+        ..c
+    }))
+}
+
+/// The start time of `pid` (clock ticks after boot), read from /proc/PID/stat.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22; fields counted after the parenthesised command name, which may hold spaces.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The wall-clock time of boot, to compare a process's start (counted from boot) with a file's
+/// time: the clock now less CLOCK_BOOTTIME now, which is finer than /proc/stat's whole seconds.
+fn boot_time() -> Option<Duration> {
+    let mut ts = nix::libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only into the struct we own.
+    if unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return None;
+    }
+    let up = Duration::new(u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?);
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .checked_sub(up)
+}
+
+/// The kernel's clock ticks a second, in which /proc/PID/stat gives start times.
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    u64::try_from(unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) }).unwrap_or(100)
+}
+
+pub fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).ok()?.modified().ok()
+}
+
+/// Whether a process that started at `start` (ticks after boot) can be the one a pid file
+/// written at `written` names: the runtime writes the file after starting the process, so a
+/// process that started later is another one that got the same number.
+pub fn started_before(start: u64, boot: Duration, ticks: u64, written: SystemTime) -> bool {
+    let started = boot + Duration::from_millis(start.saturating_mul(1000) / ticks.max(1));
+    let written = written.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    // Slack for the clock's tick (the start time is rounded down to one) and the coarse
+    // timestamps of files.
+    started <= written + Duration::from_millis(100)
+}
+
 /// Every running container under `root` (`/` on a node) whose spec asks for propagation on at
 /// least one volume, and the specs that could not be read. Costs one directory walk and one
 /// small file read per container; nothing is asked of a runtime.
 pub fn discover(root: &Path) -> (Vec<Container>, Vec<String>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    let mut take = |runtime: Runtime, id: &str, spec: PathBuf, pidfile: PathBuf, out: &mut Vec<Container>| {
-        let Ok(text) = std::fs::read(&spec) else { return };
-        let c = match parse_spec(&spec, &text, runtime, id) {
-            Ok(Some(c)) => c,
-            Ok(None) => return,
-            Err(e) => {
-                errors.push(e.to_string());
-                return;
-            }
-        };
-        if c.volumes.is_empty() {
-            return;
-        }
-        let pid = std::fs::read_to_string(&pidfile).ok().as_deref().and_then(parse_pid);
-        // A task whose process is gone is not running: nothing holds its mounts.
-        if let Some(p) = pid
-            && Path::new(&format!("/proc/{p}")).exists()
-        {
-            out.push(Container { pid: Some(p), ..c });
-        }
-    };
-    for tasks in CONTAINERD_TASKS {
-        let Ok(namespaces) = std::fs::read_dir(root.join(tasks)) else {
-            continue;
-        };
-        for ns in namespaces.flatten() {
-            let docker = ns.file_name() == "moby";
-            let Ok(ids) = std::fs::read_dir(ns.path()) else {
-                continue;
-            };
-            for e in ids.flatten() {
-                let Some(id) = e.file_name().to_str().map(str::to_string) else {
-                    continue;
-                };
-                let dir = e.path();
-                let runtime = if docker { Runtime::Docker } else { Runtime::Containerd };
-                let before = out.len();
-                take(runtime, &id, dir.join("config.json"), dir.join("init.pid"), &mut out);
-                if docker && out.len() > before {
-                    let v2 = root.join(DOCKER_CONTAINERS).join(&id).join("config.v2.json");
-                    if let Some(n) = std::fs::read(v2).ok().as_deref().and_then(docker_name) {
-                        out[before].name = n;
-                    }
-                }
-            }
+    for b in bundles(root) {
+        match load(&b) {
+            Ok(Loaded::Running(c)) => out.push(c),
+            Ok(_) => {}
+            Err(e) => errors.push(e.to_string()),
         }
     }
-    if let Ok(drivers) = std::fs::read_dir(root.join(CRIO_RUN)) {
-        for d in drivers.flatten() {
-            if !d.file_name().to_str().is_some_and(|n| n.ends_with("-containers")) {
-                continue;
-            }
-            let Ok(ids) = std::fs::read_dir(d.path()) else { continue };
-            for e in ids.flatten() {
-                let Some(id) = e.file_name().to_str().map(str::to_string) else {
-                    continue;
-                };
-                let u = e.path().join("userdata");
-                take(Runtime::CriO, &id, u.join("config.json"), u.join("pidfile"), &mut out);
-            }
-        }
-    }
-    out.sort_by(|a, b| a.label().cmp(&b.label()).then(a.id.cmp(&b.id)));
+    sort(&mut out);
     (out, errors)
+}
+
+/// The order containers are reported in.
+pub fn sort(containers: &mut [Container]) {
+    containers.sort_by(|a, b| a.label().cmp(&b.label()).then(a.id.cmp(&b.id)));
 }
 
 /// What one volume's mount looked like, on both sides.
@@ -311,6 +438,10 @@ pub struct ContainerFacts {
 /// The containers of the node, observed: what [`crate::engine::observe::observe`] calls. The host's
 /// table is the one the host's facts came from.
 pub fn observe_node(own_namespace: Option<bool>) -> (Vec<ContainerFacts>, Vec<String>) {
+    // The daemon tracks containers as they come and go; one-shot commands read them all.
+    if let Some(t) = crate::engine::tracker::lock().as_mut() {
+        return t.observe(own_namespace);
+    }
     // In a namespace of its own (NPD's container with hostPID), the host's files through PID 1.
     let root = if own_namespace == Some(true) {
         Path::new("/proc/1/root")
@@ -325,6 +456,82 @@ pub fn observe_node(own_namespace: Option<bool>) -> (Vec<ContainerFacts>, Vec<St
     };
     let fast = own_namespace == Some(false) && statmount::available();
     (observe(found, table, fast), errors)
+}
+
+/// What a container's own mount table says about its volumes, read once.
+#[derive(Debug, Clone)]
+pub struct Theirs {
+    /// Per volume, the mount that governs its destination in the container.
+    pub mounts: Vec<Option<MountSummary>>,
+    /// Why the table could not be read or searched.
+    pub error: Option<String>,
+    /// One member of each peer group seen in the table, for following chains through it.
+    pub groups: Vec<MountSummary>,
+    /// The first mount of the table: the namespace's identity, readable without ptrace rights.
+    pub first_mount: Option<u64>,
+}
+
+/// Reads `c`'s mount table. `None` when its pid now names a process in the host's namespace
+/// (`host_first`): a stale pid file (pid reuse), not a container, since a container always has
+/// a mount namespace of its own.
+pub fn read_theirs(c: &Container, host_first: Option<u64>, buf: &mut Vec<u8>) -> Option<Theirs> {
+    let table = PathBuf::from(format!("/proc/{}/mountinfo", c.pid.unwrap_or(0)));
+    match MountInfo::read_path(&table, std::mem::take(buf)) {
+        Ok(info) => {
+            let first = info.iter().next().and_then(Result::ok).map(|m| m.id);
+            if host_first.is_some() && first == host_first {
+                *buf = info.into_buffer();
+                return None;
+            }
+            let dests: Vec<&Path> = c.volumes.iter().map(|v| v.destination.as_path()).collect();
+            let (mounts, error) = match info.governing_many(&dests) {
+                Ok(found) => (found.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(), None),
+                Err(e) => (vec![None; dests.len()], Some(e.to_string())),
+            };
+            let mut seen = std::collections::HashSet::new();
+            let groups = info
+                .iter()
+                .flatten()
+                .filter(|m| m.propagation.shared.is_some_and(|g| seen.insert(g)))
+                .map(|m| MountSummary::from(&m))
+                .collect();
+            *buf = info.into_buffer();
+            Some(Theirs {
+                mounts,
+                error,
+                groups,
+                first_mount: first,
+            })
+        }
+        Err(e) => Some(Theirs {
+            mounts: vec![None; c.volumes.len()],
+            error: Some(e.to_string()),
+            groups: Vec::new(),
+            first_mount: None,
+        }),
+    }
+}
+
+/// One container's facts from both sides.
+pub fn facts_of(c: Container, hosts: Vec<Option<MountSummary>>, theirs: &Theirs) -> ContainerFacts {
+    let volumes = c
+        .volumes
+        .iter()
+        .zip(hosts)
+        .zip(theirs.mounts.iter().cloned())
+        .map(|((v, h), t)| VolumeFacts {
+            volume: v.clone(),
+            host: h,
+            theirs: t,
+            via: None,
+            probe: None,
+        })
+        .collect();
+    ContainerFacts {
+        container: c,
+        volumes,
+        error: theirs.error.clone(),
+    }
 }
 
 /// Reads each container's mount table once, the host's mount at each source, and, only where
@@ -342,62 +549,36 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
     let mut host = host_mounts(&sources, host_table, fast).into_iter();
     let mut groups: HashMap<u64, MountSummary> = HashMap::new();
     let mut buf = Vec::new();
-    // A container always has a mount namespace of its own: a pid file whose number now belongs
-    // to a process in the host's namespace is stale (pid reuse), not a container.
     let host_first = MountInfo::first_mount_id(host_table).ok().flatten();
     let mut out: Vec<ContainerFacts> = containers
         .into_iter()
         .filter_map(|c| {
             let hosts: Vec<Option<MountSummary>> = host.by_ref().take(c.volumes.len()).collect();
-            let table = PathBuf::from(format!("/proc/{}/mountinfo", c.pid.unwrap_or(0)));
-            let (theirs, error) = match MountInfo::read_path(&table, std::mem::take(&mut buf)) {
-                Ok(info)
-                    if host_first.is_some() && info.iter().next().and_then(Result::ok).map(|m| m.id) == host_first =>
-                {
-                    buf = info.into_buffer();
-                    return None;
+            let theirs = read_theirs(&c, host_first, &mut buf)?;
+            for g in &theirs.groups {
+                if let Some(id) = g.propagation.shared {
+                    groups.entry(id).or_insert_with(|| g.clone());
                 }
-                Ok(info) => {
-                    let dests: Vec<&Path> = c.volumes.iter().map(|v| v.destination.as_path()).collect();
-                    let r = match info.governing_many(&dests) {
-                        Ok(found) => (found.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(), None),
-                        Err(e) => (vec![None; dests.len()], Some(e.to_string())),
-                    };
-                    for m in info.iter().flatten() {
-                        if let Some(g) = m.propagation.shared {
-                            groups.entry(g).or_insert_with(|| MountSummary::from(&m));
-                        }
-                    }
-                    buf = info.into_buffer();
-                    r
-                }
-                Err(e) => (vec![None; c.volumes.len()], Some(e.to_string())),
-            };
-            let volumes = c
-                .volumes
-                .iter()
-                .zip(hosts)
-                .zip(theirs)
-                .map(|((v, h), t)| VolumeFacts {
-                    volume: v.clone(),
-                    host: h,
-                    theirs: t,
-                    via: None,
-                    probe: None,
-                })
-                .collect();
-            Some(ContainerFacts {
-                container: c,
-                volumes,
-                error,
-            })
+            }
+            Some(facts_of(c, hosts, &theirs))
         })
         .collect();
-    // Tables of the namespaces containers were made from, read at most once each.
-    let mut parents: HashMap<u64, Option<MountInfo>> = HashMap::new();
-    for c in &mut out {
+    link(&mut out, &groups, &mut HashMap::new());
+    out
+}
+
+/// Follows one step of each chain the flags need (see [`VolumeFacts::via`]): through `groups`
+/// (members seen in containers' tables), else through the table of the namespace the
+/// container was made from, read at most once each (`parents`, keyed by that namespace).
+pub fn link(
+    out: &mut [ContainerFacts],
+    groups: &HashMap<u64, MountSummary>,
+    parents: &mut HashMap<u64, Option<MountInfo>>,
+) {
+    for c in out {
         let pid = c.container.pid.unwrap_or(0);
         for v in &mut c.volumes {
+            v.via = None;
             let (Some(h), Some(t)) = (&v.host, &v.theirs) else {
                 continue;
             };
@@ -408,10 +589,9 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
             v.via = groups
                 .get(&master)
                 .cloned()
-                .or_else(|| group_in_parent(pid, master, &mut parents));
+                .or_else(|| group_in_parent(pid, master, parents));
         }
     }
-    out
 }
 
 /// The container's mount is a slave of a group other than the host's: only the next link of
@@ -446,7 +626,7 @@ fn group_in_parent(pid: u32, group: u64, cache: &mut HashMap<u64, Option<MountIn
 
 /// The host's mount at each source: statmount where it works (a cost that does not grow with
 /// the table), else one read of the host's table.
-fn host_mounts(sources: &[PathBuf], table: &Path, fast: bool) -> Vec<Option<MountSummary>> {
+pub fn host_mounts(sources: &[PathBuf], table: &Path, fast: bool) -> Vec<Option<MountSummary>> {
     if fast {
         let found: Vec<Option<MountSummary>> = sources.iter().map(|s| statmount::describe(s).ok()).collect();
         if found.iter().all(Option::is_some) {
@@ -705,6 +885,27 @@ pub fn judge(facts: &[ContainerFacts]) -> Judged {
 mod tests {
     use super::*;
     use crate::node::mountinfo::Propagation;
+
+    #[test]
+    fn a_process_started_after_its_pid_file_is_another() {
+        let boot = Duration::from_secs(1_000_000);
+        let written = SystemTime::UNIX_EPOCH + boot + Duration::from_secs(50);
+        // Started 49.5 s after boot: before the file was written.
+        assert!(started_before(4950, boot, 100, written));
+        // Within the slack of a tick and of the file's timestamp.
+        assert!(started_before(5005, boot, 100, written));
+        // A quarter of a second later: a reused pid.
+        assert!(!started_before(5025, boot, 100, written));
+    }
+
+    #[test]
+    fn start_time_of_this_process() {
+        let me = std::process::id();
+        let s = start_time(me).expect("own stat");
+        let boot = boot_time().expect("btime");
+        let ticks = clock_ticks();
+        assert!(started_before(s, boot, ticks, SystemTime::now()));
+    }
 
     const CRI_SPEC: &str = r#"{
       "ociVersion": "1.0.2-dev",

@@ -9,6 +9,7 @@ pub mod observe;
 pub mod plan;
 pub mod probe;
 pub mod summary;
+pub mod tracker;
 pub mod verdict;
 
 pub use crate::engine::act::Node;

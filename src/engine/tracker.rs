@@ -1,0 +1,605 @@
+//! The daemon's containers, tracked as they come and go, so that a round costs nothing per
+//! container unless something changed for it.
+//!
+//! A container's verdict changes only when it starts or exits, when the host's mount at one of
+//! its volume sources changes (its propagation or peer group: the flip), or when it changes its
+//! own namespace. So:
+//! - the runtimes' task directories are watched with inotify: a new bundle is read once, when
+//!   its process is there; a removed one is dropped;
+//! - each container's process is held by a pidfd, whose readiness says it exited (and which
+//!   pins it: a reused pid is never taken for the old container);
+//! - the host's mounts at the sources are asked for by their unique id each round (statmount:
+//!   one call per distinct host mount, not per volume), and looked up again from the paths only
+//!   after the host's mount table changed;
+//! - the judging itself is pure and works on what is remembered.
+//!
+//! As a safety net for what no event announces (a container remounting inside itself, a lost
+//! inotify event), each container's own table is read again every `rejudge` period, each at
+//! its own time, so the re-reads never come in a burst.
+//!
+//! One-shot commands (`check`, `apply`) have no tracker and read everything, every time.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+
+use crate::engine::containers::{self, Bundle, Container, ContainerFacts, Loaded, Theirs, mtime, start_time};
+use crate::node::mountinfo::{MountInfo, MountSummary};
+use crate::node::statmount;
+
+/// What the tracker did in its last round: for the benchmark and the tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub tracked: usize,
+    /// Container tables read this round (new containers and safety-net re-reads).
+    pub tables_read: usize,
+    /// Bundles whose spec was read this round.
+    pub specs_read: usize,
+    pub dropped: usize,
+    /// statmount calls for the host's side.
+    pub host_queries: usize,
+    /// Whether the sources were looked up again from their paths.
+    pub host_lookup: bool,
+}
+
+struct Tracked {
+    container: Container,
+    /// Holds the process: readable once it exited. `None` where pidfd_open is not available.
+    pidfd: Option<OwnedFd>,
+    /// The process's start time (clock ticks after boot, /proc/PID/stat field 22).
+    start: u64,
+    theirs: Theirs,
+    /// When the safety net reads its table again.
+    due: Instant,
+}
+
+/// The host's mount at one volume source.
+#[derive(Clone)]
+struct Held {
+    unique: Option<u64>,
+    summary: Option<MountSummary>,
+}
+
+/// What a watch descriptor watches.
+#[derive(Clone, PartialEq, Eq)]
+enum Watched {
+    /// A directory above the task directories (a runtime's state root).
+    Root,
+    /// A task directory: one bundle per entry.
+    Tasks,
+    /// A bundle whose process is not there yet: its pid file is awaited.
+    Bundle(PathBuf),
+}
+
+pub struct Tracker {
+    /// Whether it looks at the host from a namespace of its own (through /proc/1).
+    own_namespace: Option<bool>,
+    root: PathBuf,
+    host_table: PathBuf,
+    fast: bool,
+    rejudge: Duration,
+    inotify: Option<Inotify>,
+    watches: HashMap<WatchDescriptor, Watched>,
+    watched_dirs: HashSet<PathBuf>,
+    /// Bundles to read again (a pid file appeared).
+    poke: HashSet<PathBuf>,
+    /// The host's mount table, for POLLPRI when it changes.
+    host_mountinfo: Option<File>,
+    host_first: Option<u64>,
+    tracked: HashMap<PathBuf, Tracked>,
+    /// Bundles present but not running (yet), and those not worth tracking.
+    waiting: HashMap<PathBuf, Bundle>,
+    ignored: HashSet<PathBuf>,
+    /// Bundles whose process exited, with their pid file's time then: not read again until
+    /// the pid file changes, so a pid reused by another process is never taken for them.
+    exited: HashMap<PathBuf, Option<SystemTime>>,
+    spec_errors: HashMap<PathBuf, String>,
+    hosts: HashMap<PathBuf, Held>,
+    pub last: Counts,
+}
+
+static TRACKER: Mutex<Option<Tracker>> = Mutex::new(None);
+
+/// The process's tracker, if the daemon installed one.
+pub fn lock() -> MutexGuard<'static, Option<Tracker>> {
+    TRACKER.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Starts tracking for this process (the daemon).
+pub fn install(rejudge: Duration) {
+    raise_fd_limit();
+    *lock() = Some(Tracker::new(None, rejudge));
+}
+
+/// A pidfd per container: the soft limit of 1024 open files that systemd gives services is
+/// for select(2), which mountprop does not use.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max.min(1 << 20);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: a plain syscall; the fd it returns is ours alone.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: fd was just returned by the kernel and is owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// When a container first read at `now` is due for its safety-net re-read: somewhere in the
+/// period after the next, by its id, so that containers seen together are spread out.
+fn first_due(now: Instant, period: Duration, id: &str) -> Instant {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let spread = period.as_millis().max(1) as u64;
+    now + period + Duration::from_millis(h % spread)
+}
+
+impl Tracker {
+    /// `own_namespace`: mountprop runs in a mount namespace other than PID 1's, and looks at
+    /// the host through /proc/1.
+    pub fn new(own_namespace: Option<bool>, rejudge: Duration) -> Self {
+        let (root, host_table) = if own_namespace == Some(true) {
+            (PathBuf::from("/proc/1/root"), PathBuf::from("/proc/1/mountinfo"))
+        } else {
+            (PathBuf::from("/"), PathBuf::from("/proc/self/mountinfo"))
+        };
+        let fast = own_namespace == Some(false) && statmount::available();
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(|e| tracing::warn!("containers are read on every round: no inotify: {e}"))
+            .ok();
+        Self {
+            own_namespace,
+            host_mountinfo: File::open(&host_table).ok(),
+            host_first: MountInfo::first_mount_id(&host_table).ok().flatten(),
+            root,
+            host_table,
+            fast,
+            rejudge,
+            inotify,
+            watches: HashMap::new(),
+            watched_dirs: HashSet::new(),
+            poke: HashSet::new(),
+            tracked: HashMap::new(),
+            waiting: HashMap::new(),
+            ignored: HashSet::new(),
+            exited: HashMap::new(),
+            spec_errors: HashMap::new(),
+            hosts: HashMap::new(),
+            last: Counts::default(),
+        }
+    }
+
+    pub fn set_rejudge(&mut self, period: Duration) {
+        self.rejudge = period;
+    }
+
+    /// The descriptors whose readiness means a container came or went: the inotify instance
+    /// and every pidfd. The daemon polls them with its other event sources.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut v: Vec<BorrowedFd<'_>> = self.inotify.iter().map(AsFd::as_fd).collect();
+        v.extend(self.tracked.values().filter_map(|t| t.pidfd.as_ref().map(AsFd::as_fd)));
+        v
+    }
+
+    /// How many containers are tracked.
+    pub fn len(&self) -> usize {
+        self.tracked.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tracked.is_empty()
+    }
+
+    fn watch(&mut self, dir: &Path, what: Watched) {
+        let Some(ino) = &self.inotify else { return };
+        if self.watched_dirs.contains(dir) {
+            return;
+        }
+        let flags = AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_ONLYDIR
+            | AddWatchFlags::IN_DONT_FOLLOW;
+        match ino.add_watch(dir, flags) {
+            Ok(wd) => {
+                self.watches.insert(wd, what);
+                self.watched_dirs.insert(dir.to_path_buf());
+            }
+            Err(e) => tracing::debug!(PATH = %dir.display(), "cannot watch: {e}"),
+        }
+    }
+
+    fn unwatch(&mut self, dir: &Path) {
+        let Some(ino) = &self.inotify else { return };
+        if !self.watched_dirs.remove(dir) {
+            return;
+        }
+        let wd = self
+            .watches
+            .iter()
+            .find(|(_, w)| matches!(w, Watched::Bundle(d) if d == dir))
+            .map(|(wd, _)| *wd);
+        if let Some(wd) = wd {
+            self.watches.remove(&wd);
+            let _ = ino.rm_watch(wd);
+        }
+    }
+
+    /// Reads what inotify queued: which bundles to look at again.
+    fn drain(&mut self) {
+        let Some(ino) = &self.inotify else { return };
+        let mut gone = Vec::new();
+        while let Ok(events) = ino.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            for e in &events {
+                // Task directories only wake the daemon: every round lists them anyway.
+                if let Some(Watched::Bundle(dir)) = self.watches.get(&e.wd) {
+                    self.poke.insert(dir.clone());
+                }
+                if e.mask
+                    .intersects(AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF)
+                {
+                    gone.push(e.wd);
+                }
+            }
+        }
+        for wd in gone {
+            if let Some(w) = self.watches.remove(&wd) {
+                if let Watched::Bundle(d) = w {
+                    self.watched_dirs.remove(&d);
+                } else {
+                    // A directory that went away is watched again (from its parent) when it
+                    // is made again.
+                    self.watched_dirs.retain(|d| d.exists());
+                }
+            }
+        }
+    }
+
+    /// Lists the task directories and settles the set of bundles.
+    fn scan(&mut self) {
+        for r in containers::task_roots(&self.root) {
+            // The roots themselves may not exist yet: watch the nearest existing ancestor.
+            let mut d = r.as_path();
+            while !d.is_dir() {
+                match d.parent() {
+                    Some(p) => d = p,
+                    None => break,
+                }
+            }
+            let d = d.to_path_buf();
+            // Not `/` or `/run` themselves, whose every new entry would wake the daemon: a
+            // runtime that starts later is found by the next timer round's scan.
+            if d.components().count() > 2 {
+                self.watch(&d, Watched::Root);
+            }
+            // Namespace directories (k8s.io, moby) under containerd's task roots.
+            if d == r
+                && let Ok(ns) = std::fs::read_dir(&r)
+            {
+                for e in ns.flatten() {
+                    self.watch(&e.path(), Watched::Root);
+                }
+            }
+        }
+        let mut present = HashSet::new();
+        for (runtime, dir) in containers::task_dirs(&self.root) {
+            self.watch(&dir, Watched::Tasks);
+            for b in containers::bundles_in(&self.root, runtime, &dir) {
+                present.insert(b.dir.clone());
+                if !self.tracked.contains_key(&b.dir) && !self.ignored.contains(&b.dir) {
+                    self.waiting.entry(b.dir.clone()).or_insert(b.clone());
+                    self.poke.insert(b.dir);
+                }
+            }
+        }
+        let before = self.tracked.len();
+        self.tracked.retain(|d, _| present.contains(d));
+        self.last.dropped += before - self.tracked.len();
+        let gone: Vec<PathBuf> = self.waiting.keys().filter(|d| !present.contains(*d)).cloned().collect();
+        for d in gone {
+            self.waiting.remove(&d);
+            self.unwatch(&d);
+        }
+        self.ignored.retain(|d| present.contains(d));
+        self.exited.retain(|d, _| present.contains(d));
+        self.spec_errors.retain(|d, _| present.contains(d));
+    }
+
+    /// Drops the containers whose process exited (their pidfd is readable).
+    fn reap(&mut self) {
+        let dead: Vec<PathBuf> = {
+            let mut keys = Vec::new();
+            let mut fds = Vec::new();
+            for (k, t) in &self.tracked {
+                if let Some(fd) = &t.pidfd {
+                    keys.push(k);
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            if fds.is_empty() || !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+                return;
+            }
+            keys.into_iter()
+                .zip(&fds)
+                .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        for d in dead {
+            if let Some(t) = self.tracked.remove(&d) {
+                self.last.dropped += 1;
+                let pidfile = match t.container.runtime {
+                    containers::Runtime::CriO => d.join("userdata/pidfile"),
+                    _ => d.join("init.pid"),
+                };
+                self.exited.insert(d, mtime(&pidfile));
+            }
+        }
+    }
+
+    /// Reads a waiting bundle; starts tracking it if its process is there.
+    fn admit(&mut self, dir: &Path, now: Instant, buf: &mut Vec<u8>) {
+        let Some(b) = self.waiting.get(dir).cloned() else {
+            return;
+        };
+        if let Some(was) = self.exited.get(dir) {
+            if mtime(&b.pidfile) == *was {
+                return;
+            }
+            self.exited.remove(dir);
+        }
+        self.last.specs_read += 1;
+        let c = match containers::load(&b) {
+            Ok(Loaded::Running(c)) => c,
+            Ok(Loaded::Uninteresting) => {
+                self.waiting.remove(dir);
+                self.unwatch(dir);
+                self.ignored.insert(dir.to_path_buf());
+                return;
+            }
+            Ok(Loaded::NotRunning) => {
+                // Not started yet: its pid file is awaited.
+                self.watch(dir, Watched::Bundle(dir.to_path_buf()));
+                return;
+            }
+            Err(e) => {
+                self.spec_errors.insert(dir.to_path_buf(), e.to_string());
+                self.watch(dir, Watched::Bundle(dir.to_path_buf()));
+                return;
+            }
+        };
+        self.spec_errors.remove(dir);
+        let pid = c.pid.unwrap_or(0);
+        // Pin the process, then make sure the pin holds the process the pid file meant.
+        let Some(start) = start_time(pid) else { return };
+        let pidfd = pidfd_open(pid);
+        if start_time(pid) != Some(start) {
+            return;
+        }
+        self.last.tables_read += 1;
+        let Some(theirs) = containers::read_theirs(&c, self.host_first, buf) else {
+            self.exited.insert(dir.to_path_buf(), mtime(&b.pidfile));
+            return;
+        };
+        self.waiting.remove(dir);
+        self.unwatch(dir);
+        let due = first_due(now, self.rejudge, &c.id);
+        self.tracked.insert(
+            dir.to_path_buf(),
+            Tracked {
+                container: c,
+                pidfd,
+                start,
+                theirs,
+                due,
+            },
+        );
+    }
+
+    /// The safety net: re-reads the tables that are due, checking the process is still the
+    /// one first read.
+    fn reread_due(&mut self, now: Instant, buf: &mut Vec<u8>) {
+        let due: Vec<PathBuf> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| t.due <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            let Some(t) = self.tracked.get_mut(&k) else { continue };
+            let pid = t.container.pid.unwrap_or(0);
+            let same = start_time(pid) == Some(t.start);
+            let theirs = same
+                .then(|| containers::read_theirs(&t.container, self.host_first, buf))
+                .flatten();
+            self.last.tables_read += 1;
+            match theirs {
+                Some(th) if th.first_mount == t.theirs.first_mount || t.theirs.first_mount.is_none() => {
+                    t.theirs = th;
+                    t.due = now + self.rejudge;
+                }
+                _ => {
+                    // Not the process first read: forget it; the bundle is read afresh.
+                    self.tracked.remove(&k);
+                    self.last.dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// The host's mount at every source: statmount by unique id for what is known, a lookup
+    /// by path for new sources and after the host's table changed.
+    fn host_side(&mut self) {
+        let sources: HashSet<&PathBuf> = self
+            .tracked
+            .values()
+            .flat_map(|t| t.container.volumes.iter().map(|v| &v.source))
+            .collect();
+        self.hosts.retain(|s, _| sources.contains(s));
+        let changed = self.host_mountinfo.as_ref().is_some_and(|f| {
+            let mut p = [PollFd::new(f.as_fd(), PollFlags::POLLPRI)];
+            matches!(poll(&mut p, PollTimeout::ZERO), Ok(n) if n > 0)
+        });
+        let fresh: Vec<PathBuf> = sources
+            .iter()
+            .filter(|s| changed || !self.hosts.contains_key(**s))
+            .map(|s| (*s).clone())
+            .collect();
+        self.last.host_lookup = !fresh.is_empty();
+        if !self.fast {
+            // Without statmount: one read of the host's table for every source.
+            let all: Vec<PathBuf> = sources.iter().map(|s| (*s).clone()).collect();
+            let found = containers::host_mounts(&all, &self.host_table, false);
+            for (s, m) in all.into_iter().zip(found) {
+                self.hosts.insert(
+                    s,
+                    Held {
+                        unique: None,
+                        summary: m,
+                    },
+                );
+            }
+            return;
+        }
+        for s in fresh {
+            let held = match (statmount::mount_of(&s), statmount::describe(&s)) {
+                (Ok(st), Ok(m)) => Held {
+                    unique: Some(st.unique_id),
+                    summary: Some(m),
+                },
+                _ => Held {
+                    unique: None,
+                    summary: None,
+                },
+            };
+            self.last.host_queries += 2;
+            self.hosts.insert(s, held);
+        }
+        // Propagation changes raise no event: ask each distinct host mount.
+        let mut states: HashMap<u64, Option<statmount::MountState>> = HashMap::new();
+        for h in self.hosts.values_mut() {
+            let Some(u) = h.unique else { continue };
+            let st = *states.entry(u).or_insert_with(|| {
+                self.last.host_queries += 1;
+                statmount::mount_by_id(u).ok()
+            });
+            match (st, &mut h.summary) {
+                (Some(st), Some(m)) => m.propagation = st.propagation,
+                _ => {
+                    h.unique = None;
+                    h.summary = None;
+                }
+            }
+        }
+        // A mount that went away: look its sources up again next round.
+        let lost: Vec<PathBuf> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.unique.is_none())
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in lost {
+            self.hosts.remove(&s);
+        }
+    }
+
+    /// Takes in what the descriptors of [`Tracker::fds`] announced, so that they are quiet
+    /// again; the reading happens in the next [`Tracker::observe`].
+    pub fn take_events(&mut self) {
+        self.drain();
+        self.reap();
+    }
+
+    /// A round: what changed is read, everything else is remembered; then the facts of every
+    /// tracked container, as [`containers::observe_node`] gives them.
+    pub fn observe(&mut self, own_namespace: Option<bool>) -> (Vec<ContainerFacts>, Vec<String>) {
+        if own_namespace != self.own_namespace {
+            *self = Tracker::new(own_namespace, self.rejudge);
+        }
+        let now = Instant::now();
+        let dropped = self.last.dropped;
+        self.last = Counts::default();
+        let mut buf = Vec::new();
+        self.take_events();
+        self.last.dropped += dropped;
+        // Listing the task directories is a few readdir calls: done every round, so that
+        // nothing depends on an inotify event alone.
+        self.scan();
+        let poke: Vec<PathBuf> = self.poke.drain().collect();
+        for d in poke {
+            self.admit(&d, now, &mut buf);
+        }
+        self.reread_due(now, &mut buf);
+        self.host_side();
+        let mut groups: HashMap<u64, MountSummary> = HashMap::new();
+        let mut out: Vec<ContainerFacts> = Vec::with_capacity(self.tracked.len());
+        for t in self.tracked.values() {
+            for g in &t.theirs.groups {
+                if let Some(id) = g.propagation.shared {
+                    groups.entry(id).or_insert_with(|| g.clone());
+                }
+            }
+            let hosts = t
+                .container
+                .volumes
+                .iter()
+                .map(|v| self.hosts.get(&v.source).and_then(|h| h.summary.clone()))
+                .collect();
+            out.push(containers::facts_of(t.container.clone(), hosts, &t.theirs));
+        }
+        containers::link(&mut out, &groups, &mut HashMap::new());
+        out.sort_by(|a, b| {
+            a.container
+                .label()
+                .cmp(&b.container.label())
+                .then(a.container.id.cmp(&b.container.id))
+        });
+        self.last.tracked = self.tracked.len();
+        let mut errors: Vec<String> = self.spec_errors.values().cloned().collect();
+        errors.sort();
+        (out, errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safety_net_reads_are_spread_over_the_period() {
+        let now = Instant::now();
+        let period = Duration::from_secs(3600);
+        let dues: Vec<Duration> = (0..500)
+            .map(|i| first_due(now, period, &format!("c{i:04}")) - now)
+            .collect();
+        assert!(dues.iter().all(|d| *d >= period && *d < period * 2));
+        // No minute of the spread holds more than a few of 500 (even would be 8.3).
+        let mut per_minute = HashMap::new();
+        for d in &dues {
+            *per_minute.entry((d.as_secs() - 3600) / 60).or_insert(0) += 1;
+        }
+        assert!(per_minute.values().all(|n| *n <= 25), "{per_minute:?}");
+        assert!(per_minute.len() > 40, "spread over {} minutes only", per_minute.len());
+    }
+}

@@ -141,6 +141,14 @@ pub fn spawn(shared: Arc<Shared>, waker: OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether a host mount that holds a tracked container's volume source changed its
+/// propagation or peer group since the main loop last judged the containers.
+fn containers_flipped() -> bool {
+    crate::engine::tracker::host_mounts()
+        .into_iter()
+        .any(|(id, judged)| statmount::mount_by_id(id).map_or(true, |m| m.propagation != judged))
+}
+
 impl Guard {
     fn run(&mut self) {
         let mut next = Instant::now();
@@ -184,6 +192,11 @@ impl Guard {
             if sig != self.signature {
                 self.signature = sig;
                 self.fix_paths(&cfg);
+            } else if self.fast && containers_flipped() {
+                // Running containers may have been cut off: the main loop's round judges them.
+                let _ = nix::unistd::write(&self.waker, &[crate::daemon::watch::EV_PATHS]);
+                // Once: the round publishes the new propagation.
+                next = Instant::now() + period.max(cfg.daemon.debounce * 2);
             }
         }
     }

@@ -31,7 +31,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use crate::engine::containers::{self, Bundle, Container, ContainerFacts, Loaded, Theirs, mtime, start_time};
-use crate::node::mountinfo::{MountInfo, MountSummary};
+use crate::node::mountinfo::{MountInfo, MountSummary, Propagation};
 use crate::node::statmount;
 
 /// What the tracker did in its last round: for the benchmark and the tests.
@@ -106,6 +106,16 @@ pub struct Tracker {
 }
 
 static TRACKER: Mutex<Option<Tracker>> = Mutex::new(None);
+
+/// The host mounts that hold the tracked containers' volume sources (unique id, and the
+/// propagation last judged), for the daemon's paths guard to re-read between rounds: a flip
+/// raises no event. Apart from [`TRACKER`], which the main loop holds while it waits.
+static HOST_MOUNTS: Mutex<Vec<(u64, Propagation)>> = Mutex::new(Vec::new());
+
+/// What [`HOST_MOUNTS`] holds now.
+pub fn host_mounts() -> Vec<(u64, Propagation)> {
+    HOST_MOUNTS.lock().map(|v| v.clone()).unwrap_or_default()
+}
 
 /// The process's tracker, if the daemon installed one.
 pub fn lock() -> MutexGuard<'static, Option<Tracker>> {
@@ -511,6 +521,16 @@ impl Tracker {
                     h.summary = None;
                 }
             }
+        }
+        let mut judged: Vec<(u64, Propagation)> = self
+            .hosts
+            .values()
+            .filter_map(|h| Some((h.unique?, h.summary.as_ref()?.propagation)))
+            .collect();
+        judged.sort_by_key(|(u, _)| *u);
+        judged.dedup_by_key(|(u, _)| *u);
+        if let Ok(mut m) = HOST_MOUNTS.lock() {
+            *m = judged;
         }
         // A mount that went away: look its sources up again next round.
         let lost: Vec<PathBuf> = self

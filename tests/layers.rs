@@ -1,4 +1,4 @@
-//! The layout stays what the README's Layout section says: `node/` below `engine/` below
+//! The layout stays what docs/architecture.md's Layout section says: `node/` below `engine/` below
 //! `daemon/` and `cli/`, no file importing a higher layer, and no two files importing each other,
 //! directly or through others. Reads every `crate::` path in `src/` (comments left out) and
 //! resolves it to the file that defines it.

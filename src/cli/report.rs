@@ -195,17 +195,25 @@ impl<'a> Report<'a> {
             }
         }
         if !self.modes.is_empty() {
-            let _ = writeln!(s, "  {:26}  {:7}  WHY", "KUBERNETES MODE", "RESULT");
+            // "not judged" is wider than the other words; the column grows only when it shows.
+            let rw = self
+                .modes
+                .iter()
+                .map(|m| m.judgement.word().len())
+                .max()
+                .unwrap_or(0)
+                .max(7);
+            let _ = writeln!(s, "  {:26}  {:rw$}  WHY", "KUBERNETES MODE", "RESULT");
             for m in self.modes {
-                let result = if m.works { "works" } else { "BROKEN" };
+                let result = m.judgement.word();
                 let name = if m.mode == self.required_mode {
                     format!("{} (required)", m.mode)
                 } else {
                     m.mode.to_string()
                 };
-                let _ = writeln!(s, "  {name:26}  {result:7}  {}", m.reason);
+                let _ = writeln!(s, "  {name:26}  {result:rw$}  {}", m.reason);
                 if let Some(d) = &m.disagreement {
-                    let _ = writeln!(s, "  {:26}           note: {d}", "");
+                    let _ = writeln!(s, "  {:26}  {:rw$}  note: {d}", "", "");
                 }
             }
         }

@@ -24,6 +24,9 @@ use crate::engine::{self, Applied, Checked, Look, Node};
 use crate::node::mountinfo::{MountInfo, Propagation};
 use crate::node::statmount;
 
+/// A wake-up for the containers' host mounts whose round did not follow (no bus) is repeated
+/// no sooner than this.
+const CONTAINERS_REWAKE: Duration = Duration::from_secs(1);
 /// With only mountinfo to read, a re-read costs milliseconds on a big table: not more often.
 const SLOW_PERIOD_MIN: Duration = Duration::from_secs(2);
 
@@ -121,6 +124,8 @@ struct Guard {
     /// stacked on a path changes its holder without removing the old one).
     holders: Vec<Option<u64>>,
     signature: Signature,
+    /// When the guard last woke the main loop for the containers' host mounts.
+    containers_woken: Option<Instant>,
 }
 
 /// Starts the guard. What the paths look like now (after the boot round) is its baseline: only a
@@ -133,6 +138,7 @@ pub fn spawn(shared: Arc<Shared>, waker: OwnedFd) -> std::io::Result<()> {
         mountinfo: File::open("/proc/self/mountinfo")?,
         holders: Vec::new(),
         signature: Vec::new(),
+        containers_woken: None,
     };
     g.signature = g.read_signature(&g.shared.config());
     std::thread::Builder::new()
@@ -192,11 +198,14 @@ impl Guard {
             if sig != self.signature {
                 self.signature = sig;
                 self.fix_paths(&cfg);
-            } else if self.fast && containers_flipped() {
-                // Running containers may have been cut off: the main loop's round judges them.
+            } else if self.fast
+                && self.containers_woken.is_none_or(|t| t.elapsed() >= CONTAINERS_REWAKE)
+                && containers_flipped()
+            {
+                // Running containers may have been cut off: the main loop's round judges them
+                // and publishes the new propagation. Again only if that round did not happen.
                 let _ = nix::unistd::write(&self.waker, &[crate::daemon::watch::EV_PATHS]);
-                // Once: the round publishes the new propagation.
-                next = Instant::now() + period.max(cfg.daemon.debounce * 2);
+                self.containers_woken = Some(Instant::now());
             }
         }
     }

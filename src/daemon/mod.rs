@@ -154,6 +154,21 @@ impl Daemon {
             if self.watchdog.is_some() {
                 deadline = deadline.min(self.next_watchdog);
             }
+            {
+                let mut tracker = crate::engine::tracker::lock();
+                if let Some(t) = tracker.as_mut()
+                    && let Some(at) = t.retry_at()
+                    && self.pending.is_none()
+                {
+                    if now >= at {
+                        t.clear_retry();
+                        drop(tracker);
+                        self.schedule(now, "containers");
+                        continue;
+                    }
+                    deadline = deadline.min(at);
+                }
+            }
             let woken = {
                 // The tracker's descriptors stay ready until it takes their events in: not
                 // while a round is already due.

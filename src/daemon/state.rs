@@ -321,7 +321,7 @@ impl State {
             } else {
                 ""
             };
-            let word = if m.works { "works" } else { "BROKEN" };
+            let word = m.judgement.word();
             let _ = writeln!(s, "  {}{req}: {word}: {}", m.mode, m.reason);
         }
         crate::cli::report::containers_section(&mut s, &self.containers.stale);
@@ -379,6 +379,7 @@ fn clock(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::modes::Judgement;
 
     fn v(subject: &str, status: Status, short: &str, detail: &str) -> Verdict {
         Verdict {
@@ -442,7 +443,7 @@ mod tests {
     fn status_line_says_which_mode_works_and_names_what_breaks_it() {
         let mode = |works, reason: &str| ModeVerdict {
             mode: KubeMode::Bidirectional,
-            works,
+            judgement: if works { Judgement::Works } else { Judgement::Broken },
             reason: reason.into(),
             decided_by: crate::engine::modes::Decider::Flags,
             blame: None,
@@ -467,6 +468,29 @@ mod tests {
         // A required mode that is not this one does not count.
         s.required_mode = KubeMode::HostToContainer;
         assert_eq!(s.compose_status_line(), "ok: / shared:1; next check 60s");
+        // A mode that was not judged says so in STATUS, `mountprop status` and state.json:
+        // never "works", and not drift either.
+        s.required_mode = KubeMode::Bidirectional;
+        let why = crate::engine::modes::NotJudged::ImageTree;
+        s.modes = vec![ModeVerdict {
+            judgement: Judgement::NotJudged(why),
+            ..mode(true, why.why())
+        }];
+        assert_eq!(
+            s.compose_status_line(),
+            "ok: / shared:1; Bidirectional not judged (an image tree: nothing is mounted); next check 60s"
+        );
+        assert!(
+            s.human()
+                .contains("Bidirectional (required): not judged: an image tree"),
+            "{}",
+            s.human()
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["modes"][0]["works"].is_null(), "{json}");
+        assert_eq!(json["modes"][0]["judged"], false);
+        let back: State = serde_json::from_value(json).unwrap();
+        assert_eq!(back.modes, s.modes);
     }
 
     #[test]

@@ -101,11 +101,20 @@ pub struct Tracker {
     /// the pid file changes, so a pid reused by another process is never taken for them.
     exited: HashMap<PathBuf, Option<SystemTime>>,
     spec_errors: HashMap<PathBuf, String>,
+    /// Bundles with a running process that could not be read yet, and how often.
+    unsettled: HashMap<PathBuf, u32>,
+    /// When a round should look at the unsettled ones again.
+    retry_at: Option<Instant>,
     hosts: HashMap<PathBuf, Held>,
     pub last: Counts,
 }
 
 static TRACKER: Mutex<Option<Tracker>> = Mutex::new(None);
+
+/// How soon, and how many times, a bundle whose process could not be read is looked at again
+/// before it waits for ordinary rounds.
+const UNSETTLED_RETRY: Duration = Duration::from_secs(1);
+const UNSETTLED_RETRIES: u32 = 5;
 
 /// The host mounts that hold the tracked containers' volume sources (unique id, and the
 /// propagation last judged), for the daemon's paths guard to re-read between rounds: a flip
@@ -189,6 +198,8 @@ impl Tracker {
             ignored: HashSet::new(),
             exited: HashMap::new(),
             spec_errors: HashMap::new(),
+            unsettled: HashMap::new(),
+            retry_at: None,
             hosts: HashMap::new(),
             last: Counts::default(),
         }
@@ -204,6 +215,16 @@ impl Tracker {
         let mut v: Vec<BorrowedFd<'_>> = self.inotify.iter().map(AsFd::as_fd).collect();
         v.extend(self.tracked.values().filter_map(|t| t.pidfd.as_ref().map(AsFd::as_fd)));
         v
+    }
+
+    /// When the daemon should run a round for bundles that could not be settled yet.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// The retry is being run.
+    pub fn clear_retry(&mut self) {
+        self.retry_at = None;
     }
 
     /// How many containers are tracked.
@@ -332,6 +353,7 @@ impl Tracker {
             self.unwatch(&d);
         }
         self.ignored.retain(|d| present.contains(d));
+        self.unsettled.retain(|d, _| present.contains(d));
         self.exited.retain(|d, _| present.contains(d));
         self.spec_errors.retain(|d, _| present.contains(d));
     }
@@ -380,7 +402,13 @@ impl Tracker {
             self.exited.remove(dir);
         }
         self.last.specs_read += 1;
-        let c = match containers::load(&b) {
+        let mut loaded = containers::load(&b);
+        if !matches!(loaded, Ok(Loaded::Running(_) | Loaded::Uninteresting)) && !self.watched_dirs.contains(dir) {
+            // Watch first, then read again: what was written before the watch raised no event.
+            self.watch(dir, Watched::Bundle(dir.to_path_buf()));
+            loaded = containers::load(&b);
+        }
+        let c = match loaded {
             Ok(Loaded::Running(c)) => c,
             Ok(Loaded::Uninteresting) => {
                 self.waiting.remove(dir);
@@ -388,30 +416,39 @@ impl Tracker {
                 self.ignored.insert(dir.to_path_buf());
                 return;
             }
-            Ok(Loaded::NotRunning) => {
-                // Not started yet: its pid file is awaited.
-                self.watch(dir, Watched::Bundle(dir.to_path_buf()));
-                return;
-            }
+            // Not started yet: its pid file is awaited (the bundle's watch).
+            Ok(Loaded::NotRunning) => return,
             Err(e) => {
                 self.spec_errors.insert(dir.to_path_buf(), e.to_string());
-                self.watch(dir, Watched::Bundle(dir.to_path_buf()));
                 return;
             }
         };
         self.spec_errors.remove(dir);
         let pid = c.pid.unwrap_or(0);
         // Pin the process, then make sure the pin holds the process the pid file meant.
-        let Some(start) = start_time(pid) else { return };
-        let pidfd = pidfd_open(pid);
-        if start_time(pid) != Some(start) {
-            return;
-        }
+        let pinned = start_time(pid).and_then(|start| {
+            let fd = pidfd_open(pid);
+            (start_time(pid) == Some(start)).then_some((start, fd))
+        });
         self.last.tables_read += 1;
-        let Some(theirs) = containers::read_theirs(&c, self.host_first, buf) else {
-            self.exited.insert(dir.to_path_buf(), mtime(&b.pidfile));
+        let theirs = pinned
+            .as_ref()
+            .and_then(|_| containers::read_theirs(&c, self.host_first, buf));
+        let (Some((start, pidfd)), Some(theirs)) = (pinned, theirs) else {
+            // Gone meanwhile, or still in the host's namespace (a runtime that wrote the pid
+            // file before the process entered its own, or a pid reused by a host process):
+            // looked at again soon, a few times, then on every round.
+            let n = self.unsettled.entry(dir.to_path_buf()).or_insert(0);
+            *n += 1;
+            if *n <= UNSETTLED_RETRIES {
+                self.retry_at = Some(
+                    self.retry_at
+                        .map_or(now + UNSETTLED_RETRY, |t| t.min(now + UNSETTLED_RETRY)),
+                );
+            }
             return;
         };
+        self.unsettled.remove(dir);
         self.waiting.remove(dir);
         self.unwatch(dir);
         let due = first_due(now, self.rejudge, &c.id);
@@ -561,6 +598,7 @@ impl Tracker {
         let dropped = self.last.dropped;
         self.last = Counts::default();
         let mut buf = Vec::new();
+        self.retry_at = None;
         self.take_events();
         self.last.dropped += dropped;
         // Listing the task directories is a few readdir calls: done every round, so that

@@ -26,6 +26,7 @@ mod sandbox;
 
 use mountprop::containers;
 use mountprop::statmount;
+use mountprop::engine::tracker;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 
@@ -406,6 +407,40 @@ fn judging() {
             j.stale.len()
         );
     }
+    // The daemon's tracker on the same 500: its first round reads every table, a quiet round
+    // reads none (and the judging, as plan does it).
+    let mut t = tracker::Tracker::at(
+        Some(false),
+        root.clone(),
+        PathBuf::from("/proc/self/mountinfo"),
+        statmount::available(),
+        Duration::from_secs(3600),
+    );
+    let t0 = Instant::now();
+    let (facts, _) = t.observe(Some(false));
+    let first = t0.elapsed();
+    assert_eq!(facts.len(), children.len(), "the tracker found every container");
+    let mut quiet = Vec::new();
+    let mut judging = Vec::new();
+    for _ in 0..RUNS {
+        let t0 = Instant::now();
+        let (facts, _) = t.observe(Some(false));
+        let t1 = Instant::now();
+        let j = containers::judge(&facts);
+        judging.push(t1.elapsed());
+        quiet.push(t1 - t0);
+        assert_eq!(t.last.tables_read, 0, "a quiet round reads no table");
+        assert_eq!(j.looked_at, children.len());
+    }
+    println!(
+        "tracker at {} containers: first round {} ({} tables read), quiet round {} (tables read: 0, host queries: {}), judging {}",
+        children.len(),
+        ms(first),
+        children.len(),
+        ms(median(quiet)),
+        t.last.host_queries,
+        ms(median(judging))
+    );
     println!(
         "(starting 500 container processes took {:.1} s; bench peak RSS {} kB)",
         started.elapsed().as_secs_f64(),

@@ -539,7 +539,7 @@ mod tests {
             kubelet: None,
             image: None,
             probe: None,
-            containers: Vec::new(),
+            containers: Default::default(),
             container_errors: Vec::new(),
         };
         let plan = crate::engine::plan::plan(&facts, &crate::config::Config::default());

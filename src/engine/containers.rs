@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -396,7 +397,7 @@ pub fn discover(root: &Path) -> (Vec<Container>, Vec<String>) {
 
 /// The order containers are reported in.
 pub fn sort(containers: &mut [Container]) {
-    containers.sort_by(|a, b| a.label().cmp(&b.label()).then(a.id.cmp(&b.id)));
+    containers.sort_by_cached_key(|c| (c.label(), c.id.clone()));
 }
 
 /// What one volume's mount looked like, on both sides.
@@ -437,7 +438,7 @@ pub struct ContainerFacts {
 
 /// The containers of the node, observed: what [`crate::engine::observe::observe`] calls. The host's
 /// table is the one the host's facts came from.
-pub fn observe_node(own_namespace: Option<bool>) -> (Vec<ContainerFacts>, Vec<String>) {
+pub fn observe_node(own_namespace: Option<bool>) -> (Arc<Vec<ContainerFacts>>, Vec<String>) {
     // The daemon tracks containers as they come and go; one-shot commands read them all.
     if let Some(t) = crate::engine::tracker::lock().as_mut() {
         return t.observe(own_namespace);
@@ -455,7 +456,7 @@ pub fn observe_node(own_namespace: Option<bool>) -> (Vec<ContainerFacts>, Vec<St
         Path::new("/proc/self/mountinfo")
     };
     let fast = own_namespace == Some(false) && statmount::available();
-    (observe(found, table, fast), errors)
+    (Arc::new(observe(found, table, fast)), errors)
 }
 
 /// What a container's own mount table says about its volumes, read once.
@@ -743,11 +744,20 @@ pub struct Judged {
     pub looked_at: usize,
 }
 
-/// What a volume gets, by the flags, at one instant: equal peer group numbers in one reading
-/// are the same group (a group's id is freed only when its last member leaves), so a mount that
-/// is a peer or a slave of the host's group at the source receives from it. A slave of another
-/// group receives only if that group does (`via`, one step up the chain). `None`: cannot tell.
-pub fn by_flags(v: &VolumeFacts) -> Result<(Gets, String), String> {
+/// Which rule of [`by_flags`] decided, for the words: formatted only for what is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    HostNotShared,
+    Peer,
+    Slave,
+    NoMaster,
+    ViaReceives(u64),
+    ViaLost(u64),
+}
+
+/// [`by_flags`] without the words: what the volume gets and which rule said so. Formats only
+/// when the facts cannot tell.
+fn decide(v: &VolumeFacts) -> Result<(Gets, Rule), String> {
     let Some(h) = &v.host else {
         return Err(format!("no host mount found for {}", v.volume.source.display()));
     };
@@ -759,46 +769,62 @@ pub fn by_flags(v: &VolumeFacts) -> Result<(Gets, String), String> {
     };
     let hp = &h.propagation;
     let tp = &t.propagation;
-    let sides = format!(
-        "its mount at {} is {}, the host's at {} is {}",
-        v.volume.destination.display(),
-        tp,
-        h.mount_point.display(),
-        hp
-    );
     let Some(group) = hp.shared else {
         // A host mount that is not shared passes nothing on: the node is to be fixed first.
-        return Ok((Gets::Nothing, sides));
+        return Ok((Gets::Nothing, Rule::HostNotShared));
     };
     if tp.shared == Some(group) {
-        return Ok((Gets::Both, sides));
+        return Ok((Gets::Both, Rule::Peer));
     }
     if tp.master == Some(group) || tp.propagate_from == Some(group) {
-        return Ok((Gets::ReceivesOnly, sides));
+        return Ok((Gets::ReceivesOnly, Rule::Slave));
     }
     let Some(master) = tp.master else {
         // No master at all: a private copy, or a peer group of its own that left the host's.
-        return Ok((Gets::Nothing, sides));
+        return Ok((Gets::Nothing, Rule::NoMaster));
     };
     match &v.via {
-        Some(m) if m.propagation.receives_from(group) => Ok((
-            Gets::ReceivesOnly,
-            format!(
-                "{sides}; group {master} is {} in its runtime's namespace",
-                m.propagation
-            ),
-        )),
-        Some(m) => Ok((
-            Gets::Nothing,
-            format!(
-                "{sides}; its master, group {master}, is {} in its runtime's namespace and no longer receives from the host",
-                m.propagation
-            ),
-        )),
+        Some(m) if m.propagation.receives_from(group) => Ok((Gets::ReceivesOnly, Rule::ViaReceives(master))),
+        Some(_) => Ok((Gets::Nothing, Rule::ViaLost(master))),
         None => Err(format!(
-            "{sides}; its master group {master} was not found where it was made"
+            "{}; its master group {master} was not found where it was made",
+            sides(v, h, t)
         )),
     }
+}
+
+fn sides(v: &VolumeFacts, h: &MountSummary, t: &MountSummary) -> String {
+    format!(
+        "its mount at {} is {}, the host's at {} is {}",
+        v.volume.destination.display(),
+        t.propagation,
+        h.mount_point.display(),
+        h.propagation
+    )
+}
+
+/// The words for what [`decide`] found.
+fn words(v: &VolumeFacts, rule: Rule) -> String {
+    let (Some(h), Some(t)) = (&v.host, &v.theirs) else {
+        return String::new();
+    };
+    let sides = sides(v, h, t);
+    let via = v.via.as_ref().map(|m| m.propagation.to_string()).unwrap_or_default();
+    match rule {
+        Rule::ViaReceives(master) => format!("{sides}; group {master} is {via} in its runtime's namespace"),
+        Rule::ViaLost(master) => format!(
+            "{sides}; its master, group {master}, is {via} in its runtime's namespace and no longer receives from the host"
+        ),
+        Rule::HostNotShared | Rule::Peer | Rule::Slave | Rule::NoMaster => sides,
+    }
+}
+
+/// What a volume gets, by the flags, at one instant: equal peer group numbers in one reading
+/// are the same group (a group's id is freed only when its last member leaves), so a mount that
+/// is a peer or a slave of the host's group at the source receives from it. A slave of another
+/// group receives only if that group does (`via`, one step up the chain). `None`: cannot tell.
+pub fn by_flags(v: &VolumeFacts) -> Result<(Gets, String), String> {
+    decide(v).map(|(g, rule)| (g, words(v, rule)))
 }
 
 /// What the live check says a volume gets, where it was conclusive.
@@ -823,6 +849,13 @@ pub fn judge(facts: &[ContainerFacts]) -> Judged {
         for v in &c.volumes {
             let mode = v.volume.mode;
             let probed = v.probe.as_ref().and_then(|p| by_probe(p, mode));
+            // The common case, a volume that gets what it asked for, costs no words.
+            if probed.is_none()
+                && let Ok((g, _)) = decide(v)
+                && g.enough_for(mode)
+            {
+                continue;
+            }
             let (gets, detail, probed) = match (probed, by_flags(v)) {
                 (Some(g), flags) => {
                     let seen = match g {

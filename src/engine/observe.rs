@@ -49,7 +49,8 @@ pub struct Facts {
     /// What the live probe saw, when one ran ([`crate::engine::probe`]).
     pub probe: Option<Vec<ProbeResult>>,
     /// Running containers whose volumes asked for propagation ([`crate::engine::containers`]).
-    pub containers: Vec<crate::engine::containers::ContainerFacts>,
+    /// Shared with the daemon's tracker, which hands the same facts out while nothing changed.
+    pub containers: std::sync::Arc<Vec<crate::engine::containers::ContainerFacts>>,
     /// Container specs that could not be read.
     pub container_errors: Vec<String>,
 }
@@ -238,7 +239,7 @@ pub fn observe_paths(cfg: &Config) -> Result<Facts, ObserveError> {
         kubelet: None,
         image: None,
         probe: None,
-        containers: Vec::new(),
+        containers: Default::default(),
         container_errors: Vec::new(),
     })
 }
@@ -292,7 +293,7 @@ pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
             service: crate::node::image::service_install(root),
         }),
         probe: None,
-        containers: Vec::new(),
+        containers: Default::default(),
         container_errors: Vec::new(),
     }
 }

@@ -431,7 +431,7 @@ fn probe_one(t: &Target<'_>, point: &Path, scratch: &Path, run: &str, n: &mut u3
 /// mounts) and looked for on the host. Everything is taken away again on every path.
 pub fn containers(facts: &mut Facts, timeout: Duration) {
     if facts.host.own_namespace == Some(true) {
-        for c in &mut facts.containers {
+        for c in std::sync::Arc::make_mut(&mut facts.containers).iter_mut() {
             for v in &mut c.volumes {
                 v.probe = Some(VolumeProbe {
                     host_to_container: None,
@@ -452,7 +452,8 @@ pub fn containers(facts: &mut Facts, timeout: Duration) {
     sweep_stale(&sources);
     let run = format!("{TAG}.{}.c", std::process::id());
     let mut n = 0u32;
-    for c in &mut facts.containers {
+    // The tracker's shared facts are copied here: a probed round is not a quiet one.
+    for c in std::sync::Arc::make_mut(&mut facts.containers).iter_mut() {
         let Some(pid) = c.container.pid else { continue };
         for v in &mut c.volumes {
             let mut r = volume_probe(pid, &v.volume, &run, &mut n, deadline);

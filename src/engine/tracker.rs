@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::libc;
@@ -106,6 +106,17 @@ pub struct Tracker {
     /// When a round should look at the unsettled ones again.
     retry_at: Option<Instant>,
     hosts: HashMap<PathBuf, Held>,
+    /// Sources not looked up yet (new, or their mount went away).
+    fresh: Vec<PathBuf>,
+    /// The set of tracked containers changed: the set of sources is to be made again.
+    sources_dirty: bool,
+    /// The host's mount table changed since the holders of the sources were last asked.
+    holders_dirty: bool,
+    next_holder_check: Instant,
+    /// Something a verdict depends on changed this round.
+    changed: bool,
+    /// The facts handed out last, handed out again while nothing changed.
+    output: Arc<Vec<ContainerFacts>>,
     pub last: Counts,
 }
 
@@ -115,6 +126,10 @@ static TRACKER: Mutex<Option<Tracker>> = Mutex::new(None);
 /// before it waits for ordinary rounds.
 const UNSETTLED_RETRY: Duration = Duration::from_secs(1);
 const UNSETTLED_RETRIES: u32 = 5;
+/// After the host's mount table changed, which mount holds each volume source is asked again
+/// (a statx per source), at most this often: mount churn on a busy node must not make every
+/// round pay it.
+const HOLDER_CHECK: Duration = Duration::from_secs(1);
 
 /// The host mounts that hold the tracked containers' volume sources (unique id, and the
 /// propagation last judged), for the daemon's paths guard to re-read between rounds: a flip
@@ -178,6 +193,12 @@ impl Tracker {
             (PathBuf::from("/"), PathBuf::from("/proc/self/mountinfo"))
         };
         let fast = own_namespace == Some(false) && statmount::available();
+        Self::at(own_namespace, root, host_table, fast, rejudge)
+    }
+
+    /// A tracker of the runtimes' state under `root`, judging against `host_table` (statmount
+    /// when `fast`): what the benchmark drives on a scratch tree.
+    pub fn at(own_namespace: Option<bool>, root: PathBuf, host_table: PathBuf, fast: bool, rejudge: Duration) -> Self {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(|e| tracing::warn!("containers are read on every round: no inotify: {e}"))
             .ok();
@@ -201,6 +222,12 @@ impl Tracker {
             unsettled: HashMap::new(),
             retry_at: None,
             hosts: HashMap::new(),
+            fresh: Vec::new(),
+            sources_dirty: false,
+            holders_dirty: false,
+            next_holder_check: Instant::now(),
+            changed: true,
+            output: Arc::default(),
             last: Counts::default(),
         }
     }
@@ -495,41 +522,68 @@ impl Tracker {
         }
     }
 
-    /// The host's mount at every source: statmount by unique id for what is known, a lookup
-    /// by path for new sources and after the host's table changed.
-    fn host_side(&mut self) {
-        let sources: HashSet<&PathBuf> = self
-            .tracked
-            .values()
-            .flat_map(|t| t.container.volumes.iter().map(|v| &v.source))
-            .collect();
-        self.hosts.retain(|s, _| sources.contains(s));
-        let changed = self.host_mountinfo.as_ref().is_some_and(|f| {
+    /// The host's mount at every source: statmount by unique id for what is known (one call per
+    /// distinct host mount), a lookup by path for new sources; after the host's mount table
+    /// changed, which mount holds each source is asked again (one statx each, at most once
+    /// every [`HOLDER_CHECK`]), and a container whose source moved to another mount has its
+    /// own table read again too (the new mount reached it, or did not).
+    fn host_side(&mut self, now: Instant) {
+        if self.sources_dirty {
+            self.sources_dirty = false;
+            let sources: HashSet<&PathBuf> = self
+                .tracked
+                .values()
+                .flat_map(|t| t.container.volumes.iter().map(|v| &v.source))
+                .collect();
+            self.hosts.retain(|s, _| sources.contains(s));
+            self.fresh = sources
+                .into_iter()
+                .filter(|s| !self.hosts.contains_key(*s))
+                .cloned()
+                .collect();
+        }
+        if self.host_mountinfo.as_ref().is_some_and(|f| {
             let mut p = [PollFd::new(f.as_fd(), PollFlags::POLLPRI)];
             matches!(poll(&mut p, PollTimeout::ZERO), Ok(n) if n > 0)
-        });
-        let fresh: Vec<PathBuf> = sources
-            .iter()
-            .filter(|s| changed || !self.hosts.contains_key(**s))
-            .map(|s| (*s).clone())
-            .collect();
-        self.last.host_lookup = !fresh.is_empty();
+        }) {
+            self.holders_dirty = true;
+        }
         if !self.fast {
-            // Without statmount: one read of the host's table for every source.
-            let all: Vec<PathBuf> = sources.iter().map(|s| (*s).clone()).collect();
+            // Without statmount: one read of the host's table for every source, every round
+            // (a propagation change raises no event).
+            let all: Vec<PathBuf> = self.hosts.keys().cloned().chain(self.fresh.drain(..)).collect();
             let found = containers::host_mounts(&all, &self.host_table, false);
             for (s, m) in all.into_iter().zip(found) {
-                self.hosts.insert(
+                let old = self.hosts.insert(
                     s,
                     Held {
                         unique: None,
-                        summary: m,
+                        summary: m.clone(),
                     },
                 );
+                if old.is_none_or(|o| o.summary != m) {
+                    self.changed = true;
+                }
             }
             return;
         }
-        for s in fresh {
+        let mut moved: HashSet<PathBuf> = HashSet::new();
+        if self.holders_dirty && now >= self.next_holder_check {
+            self.holders_dirty = false;
+            self.next_holder_check = now + HOLDER_CHECK;
+            self.last.host_lookup = true;
+            for (s, h) in &mut self.hosts {
+                self.last.host_queries += 1;
+                if statmount::holder_id(s).ok() != h.unique {
+                    h.unique = None;
+                    moved.insert(s.clone());
+                }
+            }
+            self.fresh.extend(moved.iter().cloned());
+        } else if self.holders_dirty {
+            self.retry_at = Some(self.retry_at.map_or(self.next_holder_check, |t| t.min(self.next_holder_check)));
+        }
+        for s in std::mem::take(&mut self.fresh) {
             let held = match (statmount::mount_of(&s), statmount::describe(&s)) {
                 (Ok(st), Ok(m)) => Held {
                     unique: Some(st.unique_id),
@@ -542,6 +596,14 @@ impl Tracker {
             };
             self.last.host_queries += 2;
             self.hosts.insert(s, held);
+            self.changed = true;
+        }
+        if !moved.is_empty() {
+            for t in self.tracked.values_mut() {
+                if t.container.volumes.iter().any(|v| moved.contains(&v.source)) {
+                    t.due = now;
+                }
+            }
         }
         // Propagation changes raise no event: ask each distinct host mount.
         let mut states: HashMap<u64, Option<statmount::MountState>> = HashMap::new();
@@ -552,32 +614,44 @@ impl Tracker {
                 statmount::mount_by_id(u).ok()
             });
             match (st, &mut h.summary) {
-                (Some(st), Some(m)) => m.propagation = st.propagation,
+                (Some(st), Some(m)) => {
+                    if m.propagation != st.propagation {
+                        m.propagation = st.propagation;
+                        self.changed = true;
+                    }
+                }
                 _ => {
                     h.unique = None;
                     h.summary = None;
                 }
             }
         }
-        let mut judged: Vec<(u64, Propagation)> = self
-            .hosts
-            .values()
-            .filter_map(|h| Some((h.unique?, h.summary.as_ref()?.propagation)))
-            .collect();
-        judged.sort_by_key(|(u, _)| *u);
-        judged.dedup_by_key(|(u, _)| *u);
-        if let Ok(mut m) = HOST_MOUNTS.lock() {
-            *m = judged;
-        }
-        // A mount that went away: look its sources up again next round.
+        // A mount that went away: its sources are looked up again, soon.
         let lost: Vec<PathBuf> = self
             .hosts
             .iter()
             .filter(|(_, h)| h.unique.is_none())
             .map(|(s, _)| s.clone())
             .collect();
+        if !lost.is_empty() {
+            self.changed = true;
+            self.retry_at = Some(now);
+        }
         for s in lost {
             self.hosts.remove(&s);
+            self.fresh.push(s);
+        }
+        if self.changed {
+            let mut judged: Vec<(u64, Propagation)> = self
+                .hosts
+                .values()
+                .filter_map(|h| Some((h.unique?, h.summary.as_ref()?.propagation)))
+                .collect();
+            judged.sort_by_key(|(u, _)| *u);
+            judged.dedup_by_key(|(u, _)| *u);
+            if let Ok(mut m) = HOST_MOUNTS.lock() {
+                *m = judged;
+            }
         }
     }
 
@@ -590,7 +664,7 @@ impl Tracker {
 
     /// A round: what changed is read, everything else is remembered; then the facts of every
     /// tracked container, as [`containers::observe_node`] gives them.
-    pub fn observe(&mut self, own_namespace: Option<bool>) -> (Vec<ContainerFacts>, Vec<String>) {
+    pub fn observe(&mut self, own_namespace: Option<bool>) -> (Arc<Vec<ContainerFacts>>, Vec<String>) {
         if own_namespace != self.own_namespace {
             *self = Tracker::new(own_namespace, self.rejudge);
         }
@@ -599,6 +673,7 @@ impl Tracker {
         self.last = Counts::default();
         let mut buf = Vec::new();
         self.retry_at = None;
+        let before = self.tracked.len();
         self.take_events();
         self.last.dropped += dropped;
         // Listing the task directories is a few readdir calls: done every round, so that
@@ -608,8 +683,24 @@ impl Tracker {
         for d in poke {
             self.admit(&d, now, &mut buf);
         }
+        if self.last.dropped > 0 || self.tracked.len() != before || self.last.tables_read > 0 {
+            self.changed = true;
+            self.sources_dirty = true;
+        }
+        self.host_side(now);
+        let reread = self.last.tables_read;
         self.reread_due(now, &mut buf);
-        self.host_side();
+        if self.last.tables_read != reread || self.tracked.len() != before {
+            self.changed = true;
+            self.sources_dirty = true;
+        }
+        self.last.tracked = self.tracked.len();
+        let mut errors: Vec<String> = self.spec_errors.values().cloned().collect();
+        errors.sort();
+        if !std::mem::take(&mut self.changed) {
+            // Nothing changed for any container: the facts handed out last time stand.
+            return (self.output.clone(), errors);
+        }
         let mut groups: HashMap<u64, MountSummary> = HashMap::new();
         let mut out: Vec<ContainerFacts> = Vec::with_capacity(self.tracked.len());
         for t in self.tracked.values() {
@@ -627,16 +718,9 @@ impl Tracker {
             out.push(containers::facts_of(t.container.clone(), hosts, &t.theirs));
         }
         containers::link(&mut out, &groups, &mut HashMap::new());
-        out.sort_by(|a, b| {
-            a.container
-                .label()
-                .cmp(&b.container.label())
-                .then(a.container.id.cmp(&b.container.id))
-        });
-        self.last.tracked = self.tracked.len();
-        let mut errors: Vec<String> = self.spec_errors.values().cloned().collect();
-        errors.sort();
-        (out, errors)
+        out.sort_by_cached_key(|f| (f.container.label(), f.container.id.clone()));
+        self.output = Arc::new(out);
+        (self.output.clone(), errors)
     }
 }
 

@@ -168,6 +168,11 @@ fn holder(path: &Path) -> io::Result<u64> {
     }
 }
 
+/// The unique id of the mount that holds `path` (or its nearest existing ancestor): one statx.
+pub fn holder_id(path: &Path) -> io::Result<u64> {
+    holder(path)
+}
+
 /// Mount `unique_id` (from an earlier [`mount_of`]): ids and propagation. ENOENT once it is gone.
 pub fn mount_by_id(unique_id: u64) -> io::Result<MountState> {
     // SAFETY: all-zero is a valid Statmount.

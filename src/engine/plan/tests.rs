@@ -72,7 +72,7 @@ fn facts(version: u32) -> Facts {
         kubelet: None,
         image: None,
         probe: None,
-        containers: Vec::new(),
+        containers: Default::default(),
         container_errors: Vec::new(),
     }
 }

@@ -115,6 +115,11 @@ pub struct Tracker {
     next_holder_check: Instant,
     /// Something a verdict depends on changed this round.
     changed: bool,
+    /// The task directories are to be listed again.
+    rescan: bool,
+    next_rescan: Instant,
+    /// Which of the runtimes' state roots existed at the last look.
+    roots: Vec<bool>,
     /// The facts handed out last, handed out again while nothing changed.
     output: Arc<Vec<ContainerFacts>>,
     pub last: Counts,
@@ -130,6 +135,8 @@ const UNSETTLED_RETRIES: u32 = 5;
 /// (a statx per source), at most this often: mount churn on a busy node must not make every
 /// round pay it.
 const HOLDER_CHECK: Duration = Duration::from_secs(1);
+/// The task directories are listed at least this often, events or not.
+const RESCAN: Duration = Duration::from_secs(600);
 
 /// The host mounts that hold the tracked containers' volume sources (unique id, and the
 /// propagation last judged), for the daemon's paths guard to re-read between rounds: a flip
@@ -227,6 +234,9 @@ impl Tracker {
             holders_dirty: false,
             next_holder_check: Instant::now(),
             changed: true,
+            rescan: true,
+            next_rescan: Instant::now(),
+            roots: Vec::new(),
             output: Arc::default(),
             last: Counts::default(),
         }
@@ -310,9 +320,15 @@ impl Tracker {
                 break;
             }
             for e in &events {
-                // Task directories only wake the daemon: every round lists them anyway.
-                if let Some(Watched::Bundle(dir)) = self.watches.get(&e.wd) {
-                    self.poke.insert(dir.clone());
+                match self.watches.get(&e.wd) {
+                    Some(Watched::Bundle(dir)) => {
+                        self.poke.insert(dir.clone());
+                    }
+                    Some(_) => self.rescan = true,
+                    None => {}
+                }
+                if e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                    self.rescan = true;
                 }
                 if e.mask
                     .intersects(AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF)
@@ -323,6 +339,7 @@ impl Tracker {
         }
         for wd in gone {
             if let Some(w) = self.watches.remove(&wd) {
+                self.rescan = true;
                 if let Watched::Bundle(d) = w {
                     self.watched_dirs.remove(&d);
                 } else {
@@ -676,9 +693,21 @@ impl Tracker {
         let before = self.tracked.len();
         self.take_events();
         self.last.dropped += dropped;
-        // Listing the task directories is a few readdir calls: done every round, so that
-        // nothing depends on an inotify event alone.
-        self.scan();
+        // The task directories are listed when inotify says they changed, when a runtime's
+        // state root appeared or went, and now and then anyway, so that nothing depends on an
+        // inotify event alone.
+        let roots: Vec<bool> = containers::task_roots(&self.root).iter().map(|r| r.is_dir()).collect();
+        if roots != self.roots || now >= self.next_rescan {
+            self.roots = roots;
+            self.rescan = true;
+        }
+        if std::mem::take(&mut self.rescan) {
+            self.next_rescan = now + RESCAN;
+            self.scan();
+        }
+        // Bundles whose process could not be read yet are tried again on every round.
+        let unsettled: Vec<PathBuf> = self.unsettled.keys().cloned().collect();
+        self.poke.extend(unsettled);
         let poke: Vec<PathBuf> = self.poke.drain().collect();
         for d in poke {
             self.admit(&d, now, &mut buf);

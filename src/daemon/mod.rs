@@ -55,6 +55,8 @@ impl Failure {
     }
 }
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long container starts and exits are gathered before the round that judges them.
+const CONTAINERS_DEBOUNCE: Duration = Duration::from_secs(1);
 /// The guard goes round at least every 2 s (its slowest re-read); past this it is stuck.
 const GUARD_STALE: Duration = Duration::from_secs(10);
 
@@ -249,10 +251,18 @@ impl Daemon {
         }
     }
 
-    /// Events within `debounce` of the first one share one check.
+    /// Events within `debounce` of the first one share one check. Containers coming and
+    /// going share one check a second at most (pod churn must not cost a round per pod); any
+    /// other event brings a pending check forward.
     fn schedule(&mut self, now: Instant, why: &'static str) {
-        if self.pending.is_none() {
-            self.pending = Some((now + self.cfg().daemon.debounce, why));
+        let mut wait = self.cfg().daemon.debounce;
+        if why == "containers" {
+            wait = wait.max(CONTAINERS_DEBOUNCE);
+        }
+        let at = now + wait;
+        match self.pending {
+            Some((t, _)) if t <= at => {}
+            _ => self.pending = Some((at, why)),
         }
     }
 

@@ -132,7 +132,7 @@ fn root_aliases() -> BTreeMap<String, String> {
 fn layer(file: &Path) -> u8 {
     let rel = file.strip_prefix(src()).expect("under src");
     match rel.components().next().and_then(|c| c.as_os_str().to_str()) {
-        Some("node") | Some("config.rs") | Some("configdoc.rs") => 0,
+        Some("node") | Some("config.rs") | Some("configdoc.rs") | Some("escape.rs") => 0,
         Some("engine") => 1,
         Some("daemon") | Some("cli") => 2,
         _ => 3,

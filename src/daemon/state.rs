@@ -248,7 +248,8 @@ impl State {
         if let Some(e) = &self.config_error {
             let _ = write!(line, " | config reload rejected, previous config in force: {e}");
         }
-        line
+        // What `status --oneline`, STATUS= and the state file show: errors quote outside text.
+        crate::escape::line(&line).into_owned()
     }
 
     fn verdict_summary(&self) -> String {
@@ -283,16 +284,16 @@ impl State {
         let mut s = String::new();
         let alive = self.daemon_alive();
         if alive {
-            let _ = writeln!(
-                s,
+            crate::outln!(
+                &mut s,
                 "mountprop daemon: running (pid {}), up {}; config: {}",
                 self.pid,
                 ago(now.saturating_sub(self.started_unix)),
                 self.config
             );
         } else {
-            let _ = writeln!(
-                s,
+            crate::outln!(
+                &mut s,
                 "mountprop daemon: NOT RUNNING (last seen as pid {}); what it last knew:",
                 self.pid
             );
@@ -305,15 +306,16 @@ impl State {
         } else {
             format!("LOST since {}", clock(self.bus.since_unix))
         };
-        let _ = writeln!(
-            s,
+        crate::outln!(
+            &mut s,
             "last check: {last} ({}); {} checks; D-Bus {bus}",
-            self.last_trigger, self.checks
+            self.last_trigger,
+            self.checks
         );
-        let _ = writeln!(s, "status: {}", self.status_line);
+        crate::outln!(&mut s, "status: {}", self.status_line);
         let w = self.verdicts.iter().map(|v| v.subject.len()).max().unwrap_or(0).max(7);
         for v in &self.verdicts {
-            let _ = writeln!(s, "  {:w$}  {:7}  {}", v.subject, v.status.label(), v.detail);
+            crate::outln!(&mut s, "  {:w$}  {:7}  {}", v.subject, v.status.label(), v.detail);
         }
         for m in &self.modes {
             let req = if m.mode == self.required_mode {
@@ -322,21 +324,23 @@ impl State {
                 ""
             };
             let word = if m.works { "works" } else { "BROKEN" };
-            let _ = writeln!(s, "  {}{req}: {word}: {}", m.mode, m.reason);
+            crate::outln!(&mut s, "  {}{req}: {word}: {}", m.mode, m.reason);
         }
-        crate::cli::report::containers_section(&mut s, &self.containers.stale);
+        crate::engine::summary::containers_section(&mut s, &self.containers.stale);
         for h in &self.held_back {
-            let _ = writeln!(
-                s,
+            crate::outln!(
+                &mut s,
                 "  held back: {} ({} fixes; retry in {} s)",
-                h.target, h.fixes, h.retry_in_secs
+                h.target,
+                h.fixes,
+                h.retry_in_secs
             );
         }
         if !self.remediations.is_empty() {
-            let _ = writeln!(s, "recent remediations ({} since start):", self.remediations_total);
+            crate::outln!(&mut s, "recent remediations ({} since start):", self.remediations_total);
             for r in self.remediations.iter().rev().take(10) {
-                let _ = writeln!(
-                    s,
+                crate::outln!(
+                    &mut s,
                     "  {} ago  {}: {}",
                     ago(now.saturating_sub(r.unix)),
                     r.action,

@@ -262,9 +262,7 @@ impl State {
     }
 
     pub fn write(&self) -> Result<(), FileError> {
-        let dir = Dir::open(Path::new(STATE_DIR), Some(0o755))?;
-        let json = serde_json::to_vec_pretty(self).unwrap_or_default();
-        dir.write_atomic(STATE_FILE, &json, false)
+        write_json(Path::new(STATE_DIR), STATE_FILE, self)
     }
 
     pub fn read(path: &Path) -> Result<Self, String> {
@@ -380,9 +378,40 @@ fn clock(unix: u64) -> String {
     format!("{:02}:{:02}:{:02} UTC", t / 3600, t % 3600 / 60, t % 60)
 }
 
+/// `value` as JSON in `dir/name`, atomically. A value that cannot be encoded is an error and
+/// the file is left as it was: never an empty state file where the last good one was.
+fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<(), FileError> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| FileError::Io {
+        op: "encode",
+        path: dir.join(name),
+        source: std::io::Error::other(e),
+    })?;
+    Dir::open(dir, Some(0o755))?.write_atomic(name, &json, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encoding_error_leaves_the_last_state_file() {
+        let dir = std::env::temp_dir().join(format!("mountprop-state-test.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_json(&dir, "state.json", &State::new("c".into(), 60)).expect("write");
+        let good = std::fs::read(dir.join("state.json")).expect("read");
+        // JSON has no map keys but strings: this cannot be encoded.
+        let bad: BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let e = write_json(&dir, "state.json", &bad).expect_err("encoding must fail");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("encode {}/state.json: ", dir.display())),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(dir.join("state.json")).expect("read"), good);
+        assert!(!good.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn v(subject: &str, status: Status, short: &str, detail: &str) -> Verdict {
         Verdict {

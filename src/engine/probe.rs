@@ -11,7 +11,8 @@
 //! Nothing is left behind: each mount and directory is held by a guard that undoes it on every
 //! exit path (panic and timeout included); the copied namespace dies with its thread; a final
 //! sweep unmounts anything of this run still on the host; and the next run sweeps what a killed
-//! run left (its mounts and scratch directories carry its pid).
+//! run left (its mounts and scratch directories carry its pid). A mount's source name also carries
+//! a random nonce of its run, so that a container cannot forge one the probe would take for its own.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -196,6 +197,34 @@ impl Drop for Scratch {
     }
 }
 
+/// The prefix of every mount source of one probe run: `mountprop-probe.<pid>.<nonce>.<kind>`, a
+/// counter appended for each mount. The pid lets the next run sweep what a killed one left; the
+/// random nonce makes the name one a container cannot know in advance, so it cannot mount a
+/// forged "probe" tmpfs in its own namespace for the probe to find.
+fn run_prefix(kind: &str) -> Result<String, String> {
+    Ok(format!("{TAG}.{}.{:016x}.{kind}", std::process::id(), nonce()?))
+}
+
+/// 64 random bits from getrandom(2): no file to open (the unit's DevicePolicy=strict allows no
+/// /dev/urandom), and no crate beyond nix's libc.
+fn nonce() -> Result<u64, String> {
+    let mut b = [0u8; 8];
+    let mut got = 0;
+    while got < b.len() {
+        // SAFETY: the pointer and length describe the unfilled rest of `b`.
+        let n = unsafe { nix::libc::getrandom(b[got..].as_mut_ptr().cast(), b.len() - got, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("getrandom: {e}"));
+        }
+        got += n as usize;
+    }
+    Ok(u64::from_ne_bytes(b))
+}
+
 fn scratch_name(pid: u32) -> String {
     format!(".{TAG}.{pid}")
 }
@@ -332,7 +361,15 @@ pub fn run(facts: &Facts, timeout: Duration) -> Vec<ProbeResult> {
     if targets.is_empty() {
         return out;
     }
-    let run = format!("{TAG}.{}.", std::process::id());
+    let run = match run_prefix("") {
+        Ok(r) => r,
+        Err(e) => {
+            for p in &facts.host.points {
+                all_fail(&mut out, &p.path, &e);
+            }
+            return out;
+        }
+    };
     let mut n = 0u32;
     for p in &facts.host.points {
         if !p.exists {
@@ -450,7 +487,21 @@ pub fn containers(facts: &mut Facts, timeout: Duration) {
         .flat_map(|c| c.volumes.iter().map(|v| v.volume.source.clone()))
         .collect();
     sweep_stale(&sources);
-    let run = format!("{TAG}.{}.c", std::process::id());
+    let run = match run_prefix("c") {
+        Ok(r) => r,
+        Err(e) => {
+            for c in &mut facts.containers {
+                for v in &mut c.volumes {
+                    v.probe = Some(VolumeProbe {
+                        host_to_container: None,
+                        container_to_host: None,
+                        error: Some(e.clone()),
+                    });
+                }
+            }
+            return;
+        }
+    };
     let mut n = 0u32;
     for c in &mut facts.containers {
         let Some(pid) = c.container.pid else { continue };
@@ -544,8 +595,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_run_s_names_cannot_be_guessed() {
+        // Two runs of the same process: different names, 16 hex digits of nonce between the pid
+        // and the kind.
+        let (a, b) = (run_prefix("c").expect("getrandom"), run_prefix("c").expect("getrandom"));
+        assert_ne!(a, b);
+        let pid = std::process::id();
+        for r in [&a, &b] {
+            let nonce = r
+                .strip_prefix(&format!("mountprop-probe.{pid}."))
+                .and_then(|r| r.strip_suffix(".c"))
+                .unwrap_or_else(|| panic!("{r}"));
+            assert!(nonce.len() == 16 && nonce.chars().all(|c| c.is_ascii_hexdigit()), "{r}");
+        }
+    }
+
+    #[test]
     fn names_carry_the_pid() {
         assert_eq!(scratch_name(42), ".mountprop-probe.42");
+        let pid = std::process::id();
+        assert_eq!(pid_of("mountprop-probe.42.0123456789abcdef.c7"), Some(42));
+        let run = run_prefix("c").expect("getrandom");
+        assert_eq!(pid_of(&format!("{run}1")), Some(pid));
         assert_eq!(pid_of(".mountprop-probe.42"), Some(42));
         assert_eq!(pid_of("mountprop-probe.42.7"), Some(42));
         assert_eq!(pid_of("mountprop-probe.x.7"), None);

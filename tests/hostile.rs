@@ -141,3 +141,153 @@ fn a_volume_path_with_control_characters_is_printed_escaped() {
     drop(node);
     assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
 }
+
+/// Makes `n` bind mounts in the mount namespace of `pid` (a pid in the node), each on a
+/// directory of its own under a path of about 3,000 bytes: a table of about 6 KB a line, as a
+/// container with mount rights in its own namespace can make it. Done from the node (setns by
+/// python's ctypes), not from the container's image (busybox has no loop fast enough).
+fn many_mounts(node: &CriNode, pid: &str, n: usize) {
+    let script = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def check(r, what):
+    if r != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), what)
+pid, n = sys.argv[1], int(sys.argv[2])
+check(libc.setns(os.open("/proc/%s/ns/mnt" % pid, os.O_RDONLY), 0x00020000), "setns")
+os.chdir("/")
+os.makedirs("/tmp/many", exist_ok=True)
+check(libc.mount(b"many", b"/tmp/many", b"tmpfs", 0, b"size=64m,nr_inodes=100000"), "tmpfs")
+check(libc.mount(None, b"/tmp/many", None, 1 << 18, None), "private")
+base = "/tmp/many/" + "/".join(["d" * 250] * 12)
+os.makedirs(base)
+for i in range(n):
+    d = ("%s/%d" % (base, i)).encode()
+    os.mkdir(d)
+    check(libc.mount(d, d, None, 4096, None), "bind %d" % i)
+"#;
+    let r = node.exec(&[crinode::PY, "-c", script, pid, &n.to_string()]);
+    assert_eq!(r.code, 0, "making {n} mounts in {pid}'s namespace: {r:#?}");
+}
+
+/// `key:` of /proc/<pid>/status in kB.
+fn status_kb(node: &CriNode, pid: u32, key: &str) -> u64 {
+    let s = node.read(&format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status: {s}"))
+}
+
+/// A unit setting's value in bytes (`64M`).
+fn unit_bytes(unit: &str, key: &str) -> u64 {
+    let v = unit
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("the unit sets no {key}="));
+    let (num, mult) = match v.as_bytes().last() {
+        Some(b'K') => (&v[..v.len() - 1], 1 << 10),
+        Some(b'M') => (&v[..v.len() - 1], 1 << 20),
+        Some(b'G') => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    num.parse::<u64>().expect("a number") * mult
+}
+
+/// A container with 30,000 mounts of long paths in its own namespace (a table of about 180 MB):
+/// `check` finishes and names its volume "not judged: mount table too large", as does the
+/// daemon, whose peak RSS stays under the unit's MemoryMax=; the daemon is never restarted.
+#[test]
+fn a_container_with_tens_of_thousands_of_mounts_is_not_judged() {
+    let test = "a_container_with_tens_of_thousands_of_mounts_is_not_judged";
+    if !crinode::prerequisites(test) {
+        return;
+    }
+    crinode::remove_cgroups();
+    let Some(node) = boot("hostile2", "mount --make-rshared /", "restart = \"never\"\n", true) else {
+        return;
+    };
+    let (_, ctr) = node.start_pod("kube-system", "mounter", "m", &[(LOGS, "/logs", H2C)]);
+    let pid = node
+        .read(&format!(
+            "/run/containerd/io.containerd.runtime.v2.task/k8s.io/{ctr}/init.pid"
+        ))
+        .expect("init.pid")
+        .trim()
+        .to_string();
+    let n = 30_000;
+    let start = Instant::now();
+    many_mounts(&node, &pid, n);
+    let table = node.exec(&["wc", "-lc", &format!("/proc/{pid}/mountinfo")]).stdout;
+    eprintln!(
+        "{n} mounts made in {:.1} s; wc -lc of its table: {table}",
+        start.elapsed().as_secs_f64()
+    );
+
+    // `check`, and its peak RSS (ru_maxrss of the child, in KiB).
+    let start = Instant::now();
+    let r = node.exec(&[
+        crinode::PY,
+        "-c",
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); \
+         print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)",
+        sandbox::NODE_BIN,
+        "check",
+        "--json",
+    ]);
+    let took = start.elapsed();
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:#?}"));
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    eprintln!(
+        "check took {:.2} s (exit code and peak RSS in KiB: {}); notes: {notes:#?}",
+        took.as_secs_f64(),
+        r.stderr.trim()
+    );
+    let want = "container volume not judged: kube-system/mounter/m /logs: mount table too large (more than ";
+    // The daemon, under the shipped unit's limits: its first full round, then its peak RSS.
+    let unit = daemon_unit();
+    let max = unit_bytes(&unit, "MemoryMax");
+    node.exec(&["systemctl", "start", "mountprop.service"]).ok();
+    wait_for("the daemon's first round", Duration::from_secs(60), || {
+        node.read("/run/mountprop/state.json")
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .is_some_and(|st| st["checks"].as_u64().unwrap_or(0) >= 1)
+    });
+    let st: Value = serde_json::from_str(&node.read("/run/mountprop/state.json").unwrap_or_default()).expect("state");
+    let main = node.main_pid("mountprop.service");
+    let hwm = status_kb(&node, main, "VmHWM:") * 1024;
+    let threads = node.read(&format!("/proc/{main}/status")).and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Threads:").map(|t| t.trim().to_string()))
+    });
+    eprintln!(
+        "daemon: peak RSS {} KiB, MemoryMax= {} KiB, threads {threads:?}, notes {:#}",
+        hwm / 1024,
+        max / 1024,
+        st["notes"]
+    );
+    assert!(notes.iter().any(|n| n.starts_with(want)), "{notes:#?}");
+    assert!(
+        st["notes"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|n| n.as_str().is_some_and(|n| n.starts_with(want)))),
+        "{st:#}"
+    );
+    assert!(hwm < max, "peak RSS {hwm} B, MemoryMax={max} B");
+    assert_eq!(node.show("mountprop.service", "NRestarts"), "0");
+    assert_eq!(node.show("mountprop.service", "ActiveState"), "active");
+    let line = node.mountprop(&["check"]).stdout;
+    assert!(
+        line.contains("note: container volume not judged: kube-system/mounter/m /logs: mount table too large"),
+        "{line}"
+    );
+
+    drop(node);
+    assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+}

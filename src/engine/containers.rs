@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::KubeMode;
-use crate::node::mountinfo::{self, MountInfo, MountSummary};
+use crate::node::mountinfo::{self, Cap, MountInfo, MountSummary};
 use crate::node::statmount;
 
 /// containerd's task bundles (shim v2, and v1 for old Docker), one directory per namespace:
@@ -350,7 +350,7 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
         .filter_map(|c| {
             let hosts: Vec<Option<MountSummary>> = host.by_ref().take(c.volumes.len()).collect();
             let table = PathBuf::from(format!("/proc/{}/mountinfo", c.pid.unwrap_or(0)));
-            let (theirs, error) = match MountInfo::read_path(&table, std::mem::take(&mut buf)) {
+            let (theirs, error) = match MountInfo::read_path_capped(&table, std::mem::take(&mut buf), Cap::CONTAINER) {
                 Ok(info)
                     if host_first.is_some() && info.iter().next().and_then(Result::ok).map(|m| m.id) == host_first =>
                 {
@@ -436,7 +436,7 @@ fn group_in_parent(pid: u32, group: u64, cache: &mut HashMap<u64, Option<MountIn
     let ns = MountInfo::first_mount_id(&table).ok().flatten()?;
     let info = cache
         .entry(ns)
-        .or_insert_with(|| MountInfo::read_path(&table, Vec::new()).ok())
+        .or_insert_with(|| MountInfo::read_path_capped(&table, Vec::new(), Cap::CONTAINER).ok())
         .as_ref()?;
     info.iter()
         .flatten()
@@ -657,6 +657,11 @@ pub fn judge(facts: &[ContainerFacts]) -> Judged {
                 }
                 (None, Ok((g, d))) => (g, d, false),
                 (None, Err(why)) => {
+                    // Its table could not be read (or was too large to): that is the reason.
+                    let why = match (&c.error, &v.theirs) {
+                        (Some(e), None) => e.clone(),
+                        _ => why,
+                    };
                     let why = match v.probe.as_ref().and_then(|p| p.error.as_deref()) {
                         Some(e) => format!("{why}; live check: {e}"),
                         None => why,
@@ -681,7 +686,9 @@ pub fn judge(facts: &[ContainerFacts]) -> Judged {
                 });
             }
         }
-        if let Some(e) = &c.error {
+        if let Some(e) = &c.error
+            && c.volumes.is_empty()
+        {
             out.unsure.push(format!("{}: {e}", c.container.label()));
         }
         if !stale.is_empty() {
@@ -901,6 +908,27 @@ mod tests {
         let j = one(vf(H2c, host(), m("/logs", None, Some(34)), None));
         assert!(j.stale.is_empty());
         assert_eq!(j.unsure.len(), 1, "{j:?}");
+    }
+
+    #[test]
+    fn a_table_too_large_leaves_each_volume_not_judged_and_says_why() {
+        let mut v = vf(H2c, m("/", Some(1), None), m("/logs", None, Some(1)), None);
+        v.theirs = None;
+        let why = "mount table too large (30001 mounts) in /proc/7/mountinfo";
+        let j = judge(&[ContainerFacts {
+            container: Container {
+                runtime: Runtime::Containerd,
+                id: "id".into(),
+                pod: Some(("ns".into(), "pod".into())),
+                name: "c".into(),
+                pid: Some(7),
+                volumes: vec![v.volume.clone()],
+            },
+            volumes: vec![v],
+            error: Some(why.into()),
+        }]);
+        assert!(j.stale.is_empty(), "{j:?}");
+        assert_eq!(j.unsure, [format!("ns/pod/c /logs: {why}")]);
     }
 
     #[test]

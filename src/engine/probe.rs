@@ -28,7 +28,7 @@ use nix::sys::stat::Mode;
 use crate::engine::containers::{Volume, VolumeProbe};
 use crate::engine::modes::ProbeResult;
 use crate::engine::observe::Facts;
-use crate::node::mountinfo::MountInfo;
+use crate::node::mountinfo::{Cap, MountInfo};
 
 /// How long a whole probe may take unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,8 +160,16 @@ fn unmount(at: &Path) -> Result<(), String> {
         .map_err(|e| format!("umount {}: {e}", at.display()))
 }
 
+/// Whether a mount with source `tag` is in `table`. Every table but the host's is read within
+/// the container cap (crate::node::mountinfo::Cap): a container, or the namespace copy a
+/// runtime's containers come from, can hold as many mounts as it likes.
 fn table_has(table: &Path, tag: &str) -> Reply {
-    let info = MountInfo::read_path(table, Vec::new()).map_err(|e| e.to_string())?;
+    let info = if table == Path::new("/proc/self/mountinfo") {
+        MountInfo::read_path(table, Vec::new())
+    } else {
+        MountInfo::read_path_capped(table, Vec::new(), Cap::CONTAINER)
+    }
+    .map_err(|e| e.to_string())?;
     Ok(info.iter().flatten().any(|m| m.source.raw() == tag.as_bytes()))
 }
 

@@ -291,3 +291,153 @@ fn a_container_with_tens_of_thousands_of_mounts_is_not_judged() {
     drop(node);
     assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
 }
+
+/// A FUSE filesystem that never answers: /dev/fuse opened and mounted on `at`, and never read,
+/// so the kernel's first request (INIT) is never answered and every lookup or stat below `at`
+/// waits. The holder writes its pid to `pidfile` and sleeps; killing it ends the connection.
+const DEAD_FUSE: &str = r#"
+import ctypes, os, sys, time
+at, pidfile = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open("/dev/fuse", os.O_RDWR)
+opts = "fd=%d,rootmode=40000,user_id=0,group_id=0" % fd
+if libc.mount(b"deadfs", at.encode(), b"fuse.deadfs", 0, opts.encode()) != 0:
+    e = ctypes.get_errno()
+    raise OSError(e, os.strerror(e), at)
+with open(pidfile, "w") as f:
+    f.write(str(os.getpid()))
+while True:
+    time.sleep(3600)
+"#;
+
+/// Ends the dead FUSE connection on every exit path, before the node goes down: its holder is
+/// killed (the kernel then fails every waiting request of that connection) and the mount, in
+/// the node's namespace only, taken away.
+struct Holder<'a>(&'a CriNode, std::process::Child);
+
+impl Drop for Holder<'_> {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.read("/run/deadfs.pid") {
+            let _ = self.0.exec(&["kill", "-9", pid.trim()]);
+        }
+        let _ = self.0.exec(&["umount", "-l", "-a", "-t", "fuse.deadfs"]);
+        // nsenter, which waited for it.
+        let _ = self.1.wait();
+    }
+}
+
+/// A volume whose source lies on a FUSE filesystem that stopped answering (as on a hard NFS
+/// mount whose server is gone): `check` finishes in seconds and names the volume "not judged:
+/// filesystem not answering"; the daemon, with a 3 s watchdog, is never killed by it, says the
+/// same, and a second full round is as quick.
+#[test]
+fn a_volume_on_a_filesystem_that_does_not_answer_is_not_judged() {
+    let test = "a_volume_on_a_filesystem_that_does_not_answer_is_not_judged";
+    if !crinode::prerequisites(test) {
+        return;
+    }
+    if !sandbox::require(
+        test,
+        std::path::Path::new("/dev/fuse").exists(),
+        "no /dev/fuse (modprobe fuse)",
+    ) {
+        return;
+    }
+    crinode::remove_cgroups();
+    let built = crinode::build();
+    let setup = crinode::setup()
+        .etc("mountprop/config.toml", "restart = \"never\"\n")
+        .file("mountprop.service", &daemon_unit())
+        .file("mountprop.service.d/10-watchdog.conf", "[Service]\nWatchdogSec=3s\n");
+    let Some(node) = CriNode::boot("hostile3", setup) else {
+        return;
+    };
+    node.copy_client(&built);
+    node.sh(&format!("set -e; mount --make-rshared /; mkdir -p {KUBELET} {LOGS}"))
+        .ok();
+    node.exec(&["systemctl", "start", "containerd.service"]).ok();
+    node.import_image();
+    let (_, _ctr) = node.start_pod("kube-system", "cleaner", "c", &[(LOGS, "/logs", H2C)]);
+    let (code, fine) = {
+        let r = node.mountprop(&["check", "--json"]);
+        (
+            r.code,
+            serde_json::from_str::<Value>(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:#?}")),
+        )
+    };
+    assert_eq!(code, 0, "the test bed: the pod is fine before: {fine:#}");
+
+    // Over the directory that holds the source, as a source on an NFS mount whose server is
+    // gone: the lookup of the source's last component waits. (On the source itself, statx
+    // for the mount id alone would not ask the filesystem.)
+    let dead = std::path::Path::new(LOGS)
+        .parent()
+        .expect("parent")
+        .to_str()
+        .expect("utf-8");
+    let child = node.spawn(&[], &[crinode::PY, "-c", DEAD_FUSE, dead, "/run/deadfs.pid"]);
+    let holder = Holder(&node, child);
+    wait_for("the dead FUSE mount", Duration::from_secs(10), || {
+        node.read("/run/deadfs.pid").is_some_and(|p| !p.is_empty())
+    });
+    let want = format!(
+        "container volume not judged: kube-system/cleaner/c /logs: filesystem not answering ({LOGS} did not answer within 1 s)"
+    );
+
+    let start = Instant::now();
+    let r = node.exec(&["timeout", "30", sandbox::NODE_BIN, "check", "--json"]);
+    let took = start.elapsed();
+    eprintln!(
+        "check with a dead FUSE source: exit {} in {:.2} s",
+        r.code,
+        took.as_secs_f64()
+    );
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:#?}"));
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(notes.contains(&want.as_str()), "{notes:#?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+
+    // The daemon: its first round and a second (a reload), each quick; never killed.
+    node.exec(&["systemctl", "start", "mountprop.service"]).ok();
+    let main = node.main_pid("mountprop.service");
+    let state = || -> Value {
+        serde_json::from_str(&node.read("/run/mountprop/state.json").unwrap_or_default()).unwrap_or(Value::Null)
+    };
+    wait_for("the daemon's first round", Duration::from_secs(20), || {
+        state()["checks"].as_u64().unwrap_or(0) >= 1
+    });
+    let prefix = "container volume not judged: kube-system/cleaner/c /logs: filesystem not answering (";
+    let says = |st: &Value| {
+        st["notes"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|n| n.as_str().is_some_and(|n| n.starts_with(prefix))))
+    };
+    let st = state();
+    assert!(says(&st), "{st:#}");
+    let before = st["checks"].as_u64().unwrap_or(0);
+    let start = Instant::now();
+    node.exec(&["systemctl", "reload", "mountprop.service"]).ok();
+    wait_for("a second round", Duration::from_secs(20), || {
+        state()["checks"].as_u64().unwrap_or(0) > before
+    });
+    eprintln!(
+        "the daemon's round after a reload: {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    let st = state();
+    assert!(says(&st), "{st:#}");
+    // Three watchdog periods more.
+    std::thread::sleep(Duration::from_secs(9));
+    assert_eq!(node.show("mountprop.service", "NRestarts"), "0");
+    assert_eq!(node.main_pid("mountprop.service"), main, "the daemon was restarted");
+    assert_eq!(node.show("mountprop.service", "ActiveState"), "active");
+
+    drop(holder);
+    drop(node);
+    assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+}

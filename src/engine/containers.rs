@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::KubeMode;
 use crate::node::mountinfo::{self, Cap, MountInfo, MountSummary};
-use crate::node::statmount;
+use crate::node::{bounded, statmount};
 
 /// containerd's task bundles (shim v2, and v1 for old Docker), one directory per namespace:
 /// `k8s.io` for the CRI, `moby` for Docker.
@@ -278,6 +278,9 @@ pub struct VolumeFacts {
     pub volume: Volume,
     /// The host's mount that holds the source.
     pub host: Option<MountSummary>,
+    /// Why the source could not be looked at (its filesystem does not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_error: Option<String>,
     /// The container's mount at the destination.
     pub theirs: Option<MountSummary>,
     /// When the container's mount is a slave of a group other than the host's: a member of that
@@ -348,7 +351,7 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
     let mut out: Vec<ContainerFacts> = containers
         .into_iter()
         .filter_map(|c| {
-            let hosts: Vec<Option<MountSummary>> = host.by_ref().take(c.volumes.len()).collect();
+            let hosts: Vec<Result<Option<MountSummary>, String>> = host.by_ref().take(c.volumes.len()).collect();
             let table = PathBuf::from(format!("/proc/{}/mountinfo", c.pid.unwrap_or(0)));
             let (theirs, error) = match MountInfo::read_path_capped(&table, std::mem::take(&mut buf), Cap::CONTAINER) {
                 Ok(info)
@@ -380,7 +383,8 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
                 .zip(theirs)
                 .map(|((v, h), t)| VolumeFacts {
                     volume: v.clone(),
-                    host: h,
+                    host_error: h.as_ref().err().cloned(),
+                    host: h.unwrap_or(None),
                     theirs: t,
                     via: None,
                     probe: None,
@@ -445,23 +449,45 @@ fn group_in_parent(pid: u32, group: u64, cache: &mut HashMap<u64, Option<MountIn
 }
 
 /// The host's mount at each source: statmount where it works (a cost that does not grow with
-/// the table), else one read of the host's table.
-fn host_mounts(sources: &[PathBuf], table: &Path, fast: bool) -> Vec<Option<MountSummary>> {
-    if fast {
-        let found: Vec<Option<MountSummary>> = sources.iter().map(|s| statmount::describe(s).ok()).collect();
-        if found.iter().all(Option::is_some) {
-            return found;
+/// the table), else one read of the host's table. A source is looked up (statx, symlinks
+/// resolved) only within a deadline (crate::node::bounded): it may be on a network or FUSE
+/// filesystem that no longer answers; then its `Err` says so.
+fn host_mounts(sources: &[PathBuf], table: &Path, fast: bool) -> Vec<Result<Option<MountSummary>, String>> {
+    // Per source: statmount's answer, or the path resolved for a look in the table.
+    let looked = bounded::each(sources, bounded::DEADLINE, move |s| {
+        if fast && let Ok(d) = statmount::describe(s) {
+            return Ok(d);
         }
-    }
-    let Ok(info) = MountInfo::read_path(table, Vec::new()) else {
-        return vec![None; sources.len()];
+        Err(mountinfo::looked_up(s))
+    });
+    let info = if looked.iter().any(|l| matches!(l, Ok(Err(_)))) {
+        MountInfo::read_path(table, Vec::new()).ok()
+    } else {
+        None
     };
-    let resolved: Vec<PathBuf> = sources.iter().map(|p| mountinfo::looked_up(p)).collect();
-    let refs: Vec<&Path> = resolved.iter().map(PathBuf::as_path).collect();
-    match info.governing_many(&refs) {
-        Ok(ms) => ms.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(),
-        Err(_) => vec![None; sources.len()],
-    }
+    // The table answers for the sources statmount did not; a source that did not answer stands
+    // in as written (its answer is the error anyway).
+    let resolved: Vec<&Path> = looked
+        .iter()
+        .zip(sources)
+        .map(|(l, s)| match l {
+            Ok(Err(r)) => r.as_path(),
+            _ => s.as_path(),
+        })
+        .collect();
+    let in_table: Vec<Option<MountSummary>> = match info.as_ref().map(|i| i.governing_many(&resolved)) {
+        Some(Ok(ms)) => ms.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(),
+        _ => vec![None; sources.len()],
+    };
+    looked
+        .into_iter()
+        .zip(in_table)
+        .map(|(l, t)| match l {
+            Ok(Ok(d)) => Ok(Some(d)),
+            Ok(Err(_)) => Ok(t),
+            Err(e) => Err(e.to_string()),
+        })
+        .collect()
 }
 
 /// What a volume's mount really gets from the host's current peer group at its source.
@@ -568,6 +594,9 @@ pub struct Judged {
 /// is a peer or a slave of the host's group at the source receives from it. A slave of another
 /// group receives only if that group does (`via`, one step up the chain). `None`: cannot tell.
 pub fn by_flags(v: &VolumeFacts) -> Result<(Gets, String), String> {
+    if let Some(e) = &v.host_error {
+        return Err(e.clone());
+    }
     let Some(h) = &v.host else {
         return Err(format!("no host mount found for {}", v.volume.source.display()));
     };
@@ -835,6 +864,7 @@ mod tests {
                 .into(),
             },
             host: Some(host),
+            host_error: None,
             theirs: Some(theirs),
             via,
             probe: None,

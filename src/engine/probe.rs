@@ -492,7 +492,12 @@ pub fn containers(facts: &mut Facts, timeout: Duration) {
     let sources: Vec<PathBuf> = facts
         .containers
         .iter()
-        .flat_map(|c| c.volumes.iter().map(|v| v.volume.source.clone()))
+        .flat_map(|c| {
+            c.volumes
+                .iter()
+                .filter(|v| v.host_error.is_none())
+                .map(|v| v.volume.source.clone())
+        })
         .collect();
     sweep_stale(&sources);
     let run = match run_prefix("c") {
@@ -514,6 +519,16 @@ pub fn containers(facts: &mut Facts, timeout: Duration) {
     for c in &mut facts.containers {
         let Some(pid) = c.container.pid else { continue };
         for v in &mut c.volumes {
+            // A source whose filesystem did not answer is not touched again (a mkdir there
+            // would block without a bound).
+            if let Some(e) = &v.host_error {
+                v.probe = Some(VolumeProbe {
+                    host_to_container: None,
+                    container_to_host: None,
+                    error: Some(format!("not probed: {e}")),
+                });
+                continue;
+            }
             let mut r = volume_probe(pid, &v.volume, &run, &mut n, deadline);
             if let Some(lingered) = sweep_own(&run) {
                 r.error = Some(r.error.map_or(lingered.clone(), |e| format!("{e}; {lingered}")));

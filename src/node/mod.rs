@@ -3,6 +3,8 @@
 #[cfg(feature = "node")]
 pub mod atomicfile;
 #[cfg(feature = "node")]
+pub mod bounded;
+#[cfg(feature = "node")]
 pub mod image;
 pub mod mountinfo;
 #[cfg(feature = "node")]

@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
-use nix::sys::stat::Mode;
 
 use crate::engine::containers::{Volume, VolumeProbe};
 use crate::engine::modes::ProbeResult;
 use crate::engine::observe::Facts;
+use crate::node::fdmount::{self, FdMount, ScratchDir};
 use crate::node::mountinfo::{Cap, MountInfo};
 
 /// How long a whole probe may take unless told otherwise.
@@ -173,35 +173,58 @@ fn table_has(table: &Path, tag: &str) -> Reply {
     Ok(info.iter().flatten().any(|m| m.source.raw() == tag.as_bytes()))
 }
 
-/// A mount on the host, taken away again when dropped.
-struct HostMount(PathBuf);
+/// A mount on the host, taken away again when dropped: by its own descriptor where the kernel
+/// has the new mount API (crate::node::fdmount), else by the path of a directory only root can
+/// write (Scratch::make refuses others there).
+enum HostMount {
+    Fd(FdMount, PathBuf),
+    Path(PathBuf),
+}
 
 impl Drop for HostMount {
     fn drop(&mut self) {
-        if let Err(e) = unmount(&self.0) {
-            tracing::warn!(PATH = %self.0.display(), "probe: {e}");
+        let (r, at) = match self {
+            HostMount::Fd(m, at) => (m.unmount().map_err(|e| format!("umount {}: {e}", at.display())), at),
+            HostMount::Path(at) => (unmount(at), at),
+        };
+        if let Err(e) = r {
+            tracing::warn!(PATH = %at.display(), "probe: {e}");
         }
     }
 }
 
-/// mountprop's scratch directory at a point, removed when dropped (only if empty: never
-/// anything else's).
-struct Scratch(PathBuf);
+/// A tmpfs with source `tag` on the scratch directory, on the host.
+fn host_mount(tag: &str, scratch: &Scratch) -> Result<HostMount, String> {
+    if fdmount::available() {
+        FdMount::tmpfs(tag, scratch.dir.fd())
+            .map(|m| HostMount::Fd(m, scratch.path.clone()))
+            .map_err(|e| format!("mount tmpfs on {}: {e}", scratch.path.display()))
+    } else {
+        mount_tmpfs(tag, &scratch.path).map(|()| HostMount::Path(scratch.path.clone()))
+    }
+}
+
+/// mountprop's scratch directory at a point, made and held by descriptor (no path a pod can
+/// steer is followed), removed when dropped (only if empty: never anything else's).
+struct Scratch {
+    dir: ScratchDir,
+    path: PathBuf,
+}
 
 impl Scratch {
     fn make(point: &Path) -> Result<Self, String> {
         let path = point.join(scratch_name(std::process::id()));
-        nix::unistd::mkdir(&path, Mode::from_bits_truncate(0o700))
-            .map_err(|e| format!("cannot make the scratch directory {}: {e}", path.display()))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir(&self.0) {
-            tracing::warn!(PATH = %self.0.display(), "probe: cannot remove the scratch directory: {e}");
+        let parent = fdmount::open_dir(point).map_err(|e| format!("cannot open {}: {e}", point.display()))?;
+        if !fdmount::available() && fdmount::writable_by_others(&parent).unwrap_or(true) {
+            return Err(format!(
+                "not probed: {} can be written by others than root, and this kernel lacks the new mount \
+                 API (fsopen, statx mount ids, Linux 6.8) that mounting there safely needs",
+                point.display()
+            ));
         }
+        let dir = ScratchDir::make(parent, &scratch_name(std::process::id()))
+            .map_err(|e| format!("cannot make the scratch directory {}: {e}", path.display()))?;
+        Ok(Self { dir, path })
     }
 }
 
@@ -257,20 +280,23 @@ fn alive(pid: u32) -> bool {
 fn sweep_stale(points: &[PathBuf]) {
     let host = Path::new("/proc/self/mountinfo");
     if let Ok(info) = MountInfo::read_path(host, Vec::new()) {
-        let mut stale: Vec<PathBuf> = info
+        let mut stale: Vec<(PathBuf, u64)> = info
             .iter()
             .flatten()
             .filter(|m| {
                 let src = String::from_utf8_lossy(m.source.raw());
                 pid_of(&src).is_some_and(|p| !alive(p))
             })
-            .map(|m| m.mount_point_path())
+            .map(|m| (m.mount_point_path(), m.id))
             .collect();
         // Deepest first.
-        stale.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for at in stale {
+        stale.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (at, id) in stale {
             tracing::info!(PATH = %at.display(), ACTION = "probe-sweep", "removing a mount left by an earlier probe");
-            let _ = umount2(&at, MntFlags::MNT_DETACH);
+            // Only the mount the table named, reached with no symlink on the way.
+            if let Err(e) = fdmount::unmount_checked(&at, id, true) {
+                tracing::warn!(PATH = %at.display(), "probe sweep: {e}");
+            }
         }
     }
     for point in points {
@@ -291,17 +317,19 @@ fn sweep_stale(points: &[PathBuf]) {
 /// Unmounts whatever of this run is still on the host; says what it had to take away.
 fn sweep_own(run: &str) -> Option<String> {
     let info = MountInfo::read_path(Path::new("/proc/self/mountinfo"), Vec::new()).ok()?;
-    let left: Vec<PathBuf> = info
+    let left: Vec<(PathBuf, u64)> = info
         .iter()
         .flatten()
         .filter(|m| m.source.raw().starts_with(run.as_bytes()))
-        .map(|m| m.mount_point_path())
+        .map(|m| (m.mount_point_path(), m.id))
         .collect();
     if left.is_empty() {
         return None;
     }
-    for at in left.iter().rev() {
-        let _ = umount2(at, MntFlags::MNT_DETACH);
+    for (at, id) in left.iter().rev() {
+        if let Err(e) = fdmount::unmount_checked(at, *id, true) {
+            tracing::warn!(PATH = %at.display(), "probe sweep: {e}");
+        }
     }
     Some(format!(
         "{} probe mount(s) lingered on the host and were detached",
@@ -392,7 +420,7 @@ pub fn run(facts: &Facts, timeout: Duration) -> Vec<ProbeResult> {
             }
         };
         for t in &targets {
-            let mut r = probe_one(t, &p.path, &scratch.0, &run, &mut n, deadline);
+            let mut r = probe_one(t, &p.path, &scratch, &run, &mut n, deadline);
             if let Some(lingered) = sweep_own(&run) {
                 r.error = Some(r.error.map_or(lingered.clone(), |e| format!("{e}; {lingered}")));
             }
@@ -402,7 +430,14 @@ pub fn run(facts: &Facts, timeout: Duration) -> Vec<ProbeResult> {
     out
 }
 
-fn probe_one(t: &Target<'_>, point: &Path, scratch: &Path, run: &str, n: &mut u32, deadline: Instant) -> ProbeResult {
+fn probe_one(
+    t: &Target<'_>,
+    point: &Path,
+    scratch: &Scratch,
+    run: &str,
+    n: &mut u32,
+    deadline: Instant,
+) -> ProbeResult {
     let mut r = ProbeResult {
         subject: t.subject.to_string(),
         point: point.to_path_buf(),
@@ -432,9 +467,8 @@ fn probe_one(t: &Target<'_>, point: &Path, scratch: &Path, run: &str, n: &mut u3
 
     // Host to container: mounted here, looked for there.
     let t1 = tag();
-    match mount_tmpfs(&t1, scratch) {
-        Ok(()) => {
-            let held = HostMount(scratch.to_path_buf());
+    match host_mount(&t1, scratch) {
+        Ok(held) => {
             if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
                 std::thread::sleep(Duration::from_millis(ms));
             }
@@ -449,13 +483,13 @@ fn probe_one(t: &Target<'_>, point: &Path, scratch: &Path, run: &str, n: &mut u3
 
     // Container to host: mounted there, looked for here.
     let t2 = tag();
-    match agent.call(Cmd::Mount(t2.clone(), scratch.to_path_buf())) {
+    match agent.call(Cmd::Mount(t2.clone(), scratch.path.clone())) {
         Ok(_) => {
             match table_has(Path::new("/proc/self/mountinfo"), &t2) {
                 Ok(seen) => r.container_to_host = Some(seen),
                 Err(e) => errors.push(format!("container to host: {e}")),
             }
-            if let Err(e) = agent.call(Cmd::Umount(scratch.to_path_buf())) {
+            if let Err(e) = agent.call(Cmd::Umount(scratch.path.clone())) {
                 errors.push(format!("cleanup: {e}"));
             }
         }
@@ -562,7 +596,7 @@ fn volume_probe(pid: u32, vol: &Volume, run: &str, n: &mut u32, deadline: Instan
             return r;
         }
     };
-    let name = scratch.0.file_name().map(PathBuf::from).unwrap_or_default();
+    let name = scratch.path.file_name().map(PathBuf::from).unwrap_or_default();
     let mut tag = || {
         *n += 1;
         format!("{run}{n}")
@@ -570,9 +604,8 @@ fn volume_probe(pid: u32, vol: &Volume, run: &str, n: &mut u32, deadline: Instan
     let mut errors = Vec::new();
     let theirs = PathBuf::from(format!("/proc/{pid}/mountinfo"));
     let t1 = tag();
-    match mount_tmpfs(&t1, &scratch.0) {
-        Ok(()) => {
-            let held = HostMount(scratch.0.clone());
+    match host_mount(&t1, &scratch) {
+        Ok(held) => {
             match table_has(&theirs, &t1) {
                 Ok(seen) => r.host_to_container = Some(seen),
                 Err(e) => errors.push(format!("host to container: {e}")),

@@ -81,16 +81,45 @@ fn openat2(dir: RawFd, path: &[u8], flags: i32, resolve: u64) -> io::Result<Owne
     })
 }
 
+/// `path` (relative to `dir`) opened with no symlink followed on the way: `openat2`, or where it
+/// is not allowed (systemd's RestrictSUIDSGID= makes it fail with ENOSYS, so that callers fall
+/// back to `openat`) a walk from `dir` (or `/`) one component at a time with
+/// `O_PATH | O_DIRECTORY | O_NOFOLLOW`. Only directories, and no `..`.
+fn open_no_symlinks(dir: RawFd, path: &[u8], resolve_beneath: bool) -> io::Result<OwnedFd> {
+    let resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | if resolve_beneath { RESOLVE_BENEATH } else { 0 };
+    match openat2(dir, path, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, resolve) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => walk(dir, path, resolve_beneath),
+        r => r,
+    }
+}
+
+/// [`open_no_symlinks`] without openat2.
+fn walk(dir: RawFd, path: &[u8], resolve_beneath: bool) -> io::Result<OwnedFd> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let open = |at: RawFd, name: &[u8]| -> io::Result<OwnedFd> {
+        let c = cstr(name)?;
+        // SAFETY: valid descriptor (or AT_FDCWD) and C string.
+        fd_or_err(unsafe { libc::openat(at, c.as_ptr(), flags) } as libc::c_long)
+    };
+    let (mut cur, rest) = match path.strip_prefix(b"/") {
+        Some(rest) if !resolve_beneath => (open(libc::AT_FDCWD, b"/")?, rest),
+        Some(_) => return Err(io::Error::from_raw_os_error(libc::EXDEV)),
+        None => (open(dir, b".")?, path),
+    };
+    for name in rest.split(|&b| b == b'/').filter(|n| !n.is_empty() && *n != b".") {
+        if name == b".." {
+            return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        cur = open(cur.as_raw_fd(), name)?;
+    }
+    Ok(cur)
+}
+
 /// The directory at `path`, opened with no symlink followed on the way (after canonicalizing,
 /// so only a symlink swapped in since makes it fail).
 pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let real = std::fs::canonicalize(path)?;
-    openat2(
-        libc::AT_FDCWD,
-        real.as_os_str().as_bytes(),
-        libc::O_PATH | libc::O_DIRECTORY,
-        RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-    )
+    open_no_symlinks(libc::AT_FDCWD, real.as_os_str().as_bytes(), false)
 }
 
 fn fstat(fd: RawFd) -> io::Result<libc::stat> {
@@ -125,13 +154,7 @@ impl ScratchDir {
             return Err(io::Error::last_os_error());
         }
         let made = Self {
-            dir: openat2(
-                parent.as_raw_fd(),
-                name.as_bytes(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-            )
-            .inspect_err(|_| {
+            dir: open_no_symlinks(parent.as_raw_fd(), name.as_bytes(), true).inspect_err(|_| {
                 // SAFETY: as above.
                 unsafe { libc::unlinkat(parent.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) };
             })?,
@@ -280,12 +303,7 @@ impl FdMount {
 /// table's id): then through its descriptor, detached if `detach`. Anything else is left alone.
 pub fn unmount_checked(mount_point: &Path, old_id: u64, detach: bool) -> io::Result<()> {
     const STATX_MNT_ID: u32 = 0x1000;
-    let fd = openat2(
-        libc::AT_FDCWD,
-        mount_point.as_os_str().as_bytes(),
-        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-    )?;
+    let fd = open_no_symlinks(libc::AT_FDCWD, mount_point.as_os_str().as_bytes(), false)?;
     // SAFETY: all-zero is a valid statx; the kernel fills it.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: valid descriptor, empty path with AT_EMPTY_PATH.
@@ -337,6 +355,12 @@ mod tests {
         )
         .expect_err("a symlink followed");
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        // The walk that stands in for openat2 where it is not allowed refuses it too.
+        let walked = |p: &Path| walk(libc::AT_FDCWD, p.as_os_str().as_bytes(), false);
+        assert!(walked(&base.join("link")).is_err());
+        assert!(walked(&base.join("link/")).is_err());
+        assert!(walked(&base.join("real")).is_ok());
+        assert!(walked(&base.join("real/../link")).is_err());
         // The scratch directory: made relative to the descriptor, removed again, only if empty.
         let parent = open_dir(&base.join("real")).expect("open");
         let s = ScratchDir::make(parent, ".scratch").expect("scratch");

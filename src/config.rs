@@ -623,7 +623,7 @@ pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/conf
 #
 # Run the live propagation probe (mountprop probe: a tiny tmpfs mounted and looked for on
 # each side) on every full check. The shipped unit's hardening does not allow it: add the
-# drop-in /usr/share/doc/mountprop/live-probe.conf (see the README).
+# drop-in /usr/share/doc/mountprop/live-probe.conf (see docs/modes.md).
 #live_probe = false
 "#;
 

@@ -184,3 +184,70 @@ fn a_config_others_can_change_is_refused_with_the_fix() {
         );
     }
 }
+
+/// `--root` reads an image tree: nothing is mounted and nothing runs there, so the Kubernetes
+/// modes that need propagation cannot be judged. They must say so, never "works": in the text,
+/// in `--json` (`works` null, `judged` false, and why) and in `--oneline`.
+#[test]
+fn root_mode_never_says_works_for_a_mode_it_did_not_judge() {
+    let root = scratch("root-modes");
+    for (rel, text) in [
+        (
+            "usr/lib/systemd/system/docker.service",
+            "[Service]\nExecStart=/usr/bin/dockerd\nMountFlags=slave\n",
+        ),
+        (
+            "usr/lib/systemd/system/mountprop.service",
+            "[Service]\nExecStart=/usr/bin/mountprop daemon\n\n[Install]\nWantedBy=multi-user.target\n",
+        ),
+        ("usr/lib/systemd/libsystemd-shared-252.so", ""),
+    ] {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let dir = root.to_str().unwrap();
+    for cmd in ["check", "apply"] {
+        let out = run(&[cmd, "--root", dir], &[NO_BUS]);
+        assert!(matches!(out.code, 0 | 1), "{cmd} --root: {}{}", out.stdout, out.stderr);
+        for mode in ["HostToContainer", "Bidirectional (required)"] {
+            let line = out
+                .stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with(mode))
+                .unwrap_or_else(|| panic!("{cmd} --root names {mode}:\n{}", out.stdout));
+            assert!(
+                line.contains("not judged") && !line.contains("works"),
+                "{cmd} --root, {mode}: {line}"
+            );
+        }
+        let none = out
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("None "))
+            .unwrap();
+        assert!(none.contains("works"), "None needs nothing and works: {none}");
+
+        let out = run(&[cmd, "--root", dir, "--json"], &[NO_BUS]);
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("--json is JSON");
+        let modes = doc["modes"].as_array().expect("modes[]");
+        assert_eq!(modes.len(), 3, "{modes:?}");
+        for m in modes {
+            if m["mode"] == "None" {
+                assert_eq!((&m["works"], &m["judged"]), (&true.into(), &true.into()), "{m}");
+            } else {
+                assert!(m["works"].is_null(), "{cmd} --root --json: works must not be set: {m}");
+                assert_eq!(m["judged"], false, "{m}");
+                assert_eq!(m["not_judged"], "image-tree", "{m}");
+            }
+        }
+    }
+    // After the apply above the tree is compliant, so the one line is the "ok:" summary.
+    let out = run(&["check", "--root", dir, "--oneline"], &[NO_BUS]);
+    assert!(out.stdout.starts_with("ok: "), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("Bidirectional works") && out.stdout.contains("Bidirectional not judged"),
+        "{}",
+        out.stdout
+    );
+}

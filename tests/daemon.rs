@@ -31,7 +31,7 @@ fn settled(sb: &Sandbox) {
 
 /// Boot: the old-docker unit is fixed before docker starts; `systemctl status` shows the
 /// STATUS line; `mountprop status` reads the state; the unit file verifies and its exposure
-/// stays at what the README records.
+/// stays at what docs/daemon.md records.
 #[test]
 fn d1_boot_fixes_first_and_reports() {
     let setup = with_daemon(
@@ -291,7 +291,7 @@ fn d8_ready_without_a_bus_and_no_crash_loop() {
 }
 
 /// `live_probe = true`: with the shipped hardening the probe cannot enter a namespace, and the
-/// daemon says so; with the drop-in the README gives, the modes are decided by real mounts,
+/// daemon says so; with the drop-in docs/modes.md gives, the modes are decided by real mounts,
 /// and nothing is left on the mount table.
 #[test]
 fn d9_live_probe_refused_by_the_shipped_hardening_then_allowed_by_the_dropin() {

@@ -1,7 +1,8 @@
-//! The layout stays what the README's Layout section says: `node/` below `engine/` below
-//! `daemon/` and `cli/`, no file importing a higher layer, the daemon and the CLI not importing
-//! each other, and no two files importing each other, directly or through others. Reads every
-//! `crate::` path in `src/` (comments left out) and resolves it to the file that defines it.
+//! The layout stays what docs/architecture.md's Layout section says: `node/` below `engine/`
+//! below `daemon/` and `cli/`, no file importing a higher layer, the daemon and the CLI not
+//! importing each other, and no two files importing each other, directly or through others.
+//! Reads every `crate::` path in `src/` (comments left out) and resolves it to the file that
+//! defines it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

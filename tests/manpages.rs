@@ -424,24 +424,18 @@ fn the_pages_cover_every_command_key_and_journal_field() {
     }
 }
 
-/// The README's Configuration table names every key of the default config.
+/// The configuration guide's table names every key of the default config.
 #[test]
-fn the_readme_table_names_every_config_key() {
-    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
-    let start = readme
-        .find("\n## Configuration\n")
-        .expect("README has a Configuration section");
-    let end = readme[start + 1..]
-        .find("\n## ")
-        .map_or(readme.len(), |e| start + 1 + e);
-    let table: Vec<&str> = readme[start..end].lines().filter(|l| l.starts_with("| ")).collect();
+fn the_configuration_guide_names_every_config_key() {
+    let guide = std::fs::read_to_string(repo("docs/configuration.md")).unwrap();
+    let table: Vec<&str> = guide.lines().filter(|l| l.starts_with("| ")).collect();
     for k in configdoc::read().key_names() {
         let key = k.rsplit('.').next().unwrap();
         assert!(
             table.iter().any(|row| row.contains(&format!("`{key}`"))
                 || row.contains(&format!("{key}`"))
                 || row.contains(&format!(" {key}"))),
-            "README's Configuration table lacks {k}"
+            "docs/configuration.md's table lacks {k}"
         );
     }
 }

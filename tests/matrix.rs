@@ -1,6 +1,6 @@
 //! The systemd version matrix: Debian 11 (systemd 247), 12 (252), 13 (257) and unstable (the
 //! newest), each tree's own systemd booted as PID 1 (tests/sandbox/trees.rs), the static
-//! mountprop build inside. Every row of the README's version table is one of these tests.
+//! mountprop build inside. Every row of the version table in docs/testing.md is one of these tests.
 //!
 //! The trees come from scripts/trees.sh (target/trees/<suite>); a missing tree is built first.
 //! The binary is the static build: `$MOUNTPROP_STATIC_BIN`, set by scripts/test.sh, or built

@@ -412,6 +412,28 @@ fn sh_out(cmd: &str) -> (bool, String) {
     )
 }
 
+/// A TMPDIR of a test's own, under the target directory, removed when the test ends (on a
+/// panic too). lintian leaves its ELF cache (`mldbm-elf-*`) in TMPDIR on every run, and the
+/// suite must leave the host's /tmp as it found it.
+struct OwnTmp(PathBuf);
+
+impl OwnTmp {
+    fn new(name: &str) -> OwnTmp {
+        OwnTmp(scratch(&format!("{name}-tmpdir")))
+    }
+
+    /// `cmd` run by sh with TMPDIR set to this directory.
+    fn sh_out(&self, cmd: &str) -> (bool, String) {
+        sh_out(&format!("TMPDIR='{}' {cmd}", self.0.display()))
+    }
+}
+
+impl Drop for OwnTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// lintian --pedantic on each .deb and rpmlint on each .rpm, both Debian's: no E: or W: tag.
 /// What they flag on purpose is overridden, each with its reason (the .deb's
 /// usr/share/lintian/overrides/mountprop, packaging/rpm/rpmlint.toml), and each override is
@@ -422,12 +444,13 @@ fn the_linters_find_nothing_but_what_is_overridden() {
     if !packages("lint") {
         return;
     }
+    let tmp = OwnTmp::new("lint");
     for (debarch, own) in [
         ("amd64", "shared-library-lacks-prerequisites"),
         ("arm64", "statically-linked-binary"),
     ] {
         let d = deb_of(debarch);
-        let (_, out) = sh_out(&format!(
+        let (_, out) = tmp.sh_out(&format!(
             "lintian --pedantic --info --show-overrides {} 2>&1",
             d.display()
         ));
@@ -453,7 +476,7 @@ fn the_linters_find_nothing_but_what_is_overridden() {
     }
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/rpm/rpmlint.toml");
     for (r, arch, _) in rpms() {
-        let (_, out) = sh_out(&format!("rpmlint -c {} {} 2>&1", config.display(), r.display()));
+        let (_, out) = tmp.sh_out(&format!("rpmlint -c {} {} 2>&1", config.display(), r.display()));
         let tags: Vec<&str> = out
             .lines()
             .filter(|l| l.contains(": E: ") || l.contains(": W: "))
@@ -469,7 +492,7 @@ fn the_linters_find_nothing_but_what_is_overridden() {
             &["-qp", "--qf", "%{SUMMARY}\n%{DESCRIPTION}\n", r.to_str().unwrap()],
         );
         assert!(info.lines().all(|l| l.chars().count() <= 79), "{info}");
-        let (_, bare) = sh_out(&format!("rpmlint {} 2>&1", r.display()));
+        let (_, bare) = tmp.sh_out(&format!("rpmlint {} 2>&1", r.display()));
         let mut filtered = vec![
             "statically-linked-binary",
             "no-signature",

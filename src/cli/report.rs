@@ -196,17 +196,25 @@ impl<'a> Report<'a> {
             }
         }
         if !self.modes.is_empty() {
-            crate::outln!(&mut s, "  {:26}  {:7}  WHY", "KUBERNETES MODE", "RESULT");
+            // "not judged" is wider than the other words; the column grows only when it shows.
+            let rw = self
+                .modes
+                .iter()
+                .map(|m| m.judgement.word().len())
+                .max()
+                .unwrap_or(0)
+                .max(7);
+            crate::outln!(&mut s, "  {:26}  {:rw$}  WHY", "KUBERNETES MODE", "RESULT");
             for m in self.modes {
-                let result = if m.works { "works" } else { "BROKEN" };
+                let result = m.judgement.word();
                 let name = if m.mode == self.required_mode {
                     format!("{} (required)", m.mode)
                 } else {
                     m.mode.to_string()
                 };
-                crate::outln!(&mut s, "  {name:26}  {result:7}  {}", m.reason);
+                crate::outln!(&mut s, "  {name:26}  {result:rw$}  {}", m.reason);
                 if let Some(d) = &m.disagreement {
-                    crate::outln!(&mut s, "  {:26}           note: {d}", "");
+                    crate::outln!(&mut s, "  {:26}  {:rw$}  note: {d}", "", "");
                 }
             }
         }

@@ -321,7 +321,7 @@ impl State {
             } else {
                 ""
             };
-            let word = if m.works { "works" } else { "BROKEN" };
+            let word = m.judgement.word();
             crate::outln!(&mut s, "  {}{req}: {word}: {}", m.mode, m.reason);
         }
         crate::engine::summary::containers_section(&mut s, &self.containers.stale);
@@ -392,6 +392,7 @@ fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<(), File
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::modes::Judgement;
 
     #[test]
     fn an_encoding_error_leaves_the_last_state_file() {
@@ -475,7 +476,7 @@ mod tests {
     fn status_line_says_which_mode_works_and_names_what_breaks_it() {
         let mode = |works, reason: &str| ModeVerdict {
             mode: KubeMode::Bidirectional,
-            works,
+            judgement: if works { Judgement::Works } else { Judgement::Broken },
             reason: reason.into(),
             decided_by: crate::engine::modes::Decider::Flags,
             blame: None,
@@ -500,6 +501,29 @@ mod tests {
         // A required mode that is not this one does not count.
         s.required_mode = KubeMode::HostToContainer;
         assert_eq!(s.compose_status_line(), "ok: / shared:1; next check 60s");
+        // A mode that was not judged says so in STATUS, `mountprop status` and state.json:
+        // never "works", and not drift either.
+        s.required_mode = KubeMode::Bidirectional;
+        let why = crate::engine::modes::NotJudged::ImageTree;
+        s.modes = vec![ModeVerdict {
+            judgement: Judgement::NotJudged(why),
+            ..mode(true, why.why())
+        }];
+        assert_eq!(
+            s.compose_status_line(),
+            "ok: / shared:1; Bidirectional not judged (an image tree: nothing is mounted); next check 60s"
+        );
+        assert!(
+            s.human()
+                .contains("Bidirectional (required): not judged: an image tree"),
+            "{}",
+            s.human()
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["modes"][0]["works"].is_null(), "{json}");
+        assert_eq!(json["modes"][0]["judged"], false);
+        let back: State = serde_json::from_value(json).unwrap();
+        assert_eq!(back.modes, s.modes);
     }
 
     #[test]

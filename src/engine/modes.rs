@@ -25,10 +25,89 @@ pub enum Decider {
     Probe,
 }
 
+/// Why a mode was not judged: there was nothing to judge it by. It is neither "works" nor
+/// "broken", and no report may turn it into either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotJudged {
+    /// `--root`: an image tree, where nothing is mounted and nothing runs.
+    ImageTree,
+}
+
+impl NotJudged {
+    /// The reason, in words.
+    pub fn why(self) -> &'static str {
+        match self {
+            NotJudged::ImageTree => "an image tree: nothing is mounted",
+        }
+    }
+}
+
+/// What was found for a mode. In JSON: `works` (true, false, or null when not judged),
+/// `judged`, and `not_judged` (why, when not judged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "JudgementRepr", into = "JudgementRepr")]
+pub enum Judgement {
+    Works,
+    Broken,
+    NotJudged(NotJudged),
+}
+
+impl Judgement {
+    /// The word reports show: never "works" for a mode that was not judged.
+    pub fn word(self) -> &'static str {
+        match self {
+            Judgement::Works => "works",
+            Judgement::Broken => "BROKEN",
+            Judgement::NotJudged(_) => "not judged",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct JudgementRepr {
+    works: Option<bool>,
+    /// Absent in state files written before `judged` existed: there `works` was always set.
+    #[serde(default)]
+    judged: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_judged: Option<NotJudged>,
+}
+
+impl From<Judgement> for JudgementRepr {
+    fn from(j: Judgement) -> Self {
+        let (works, not_judged) = match j {
+            Judgement::Works => (Some(true), None),
+            Judgement::Broken => (Some(false), None),
+            Judgement::NotJudged(why) => (None, Some(why)),
+        };
+        JudgementRepr {
+            works,
+            judged: Some(works.is_some()),
+            not_judged,
+        }
+    }
+}
+
+impl TryFrom<JudgementRepr> for Judgement {
+    type Error = String;
+    fn try_from(r: JudgementRepr) -> Result<Self, String> {
+        match (r.works, r.judged, r.not_judged) {
+            (None, Some(false) | None, Some(why)) => Ok(Judgement::NotJudged(why)),
+            (Some(true), Some(true) | None, None) => Ok(Judgement::Works),
+            (Some(false), Some(true) | None, None) => Ok(Judgement::Broken),
+            (works, judged, not_judged) => Err(format!(
+                "inconsistent mode verdict: works {works:?}, judged {judged:?}, not_judged {not_judged:?}"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModeVerdict {
     pub mode: KubeMode,
-    pub works: bool,
+    #[serde(flatten)]
+    pub judgement: Judgement,
     /// One line: what makes it work, or the unit, file:line and setting, or the mount, to blame.
     pub reason: String,
     pub decided_by: Decider,
@@ -227,13 +306,37 @@ pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
         .collect()
 }
 
+impl ModeVerdict {
+    /// Judged, and works.
+    pub fn works(&self) -> bool {
+        self.judgement == Judgement::Works
+    }
+
+    /// Judged, and broken.
+    pub fn broken(&self) -> bool {
+        self.judgement == Judgement::Broken
+    }
+}
+
 fn verdict(mode: KubeMode, works: bool, reason: String, blame: Option<ModeBlame>) -> ModeVerdict {
+    let judgement = if works { Judgement::Works } else { Judgement::Broken };
     ModeVerdict {
         mode,
-        works,
+        judgement,
         reason,
         decided_by: Decider::Flags,
         blame,
+        disagreement: None,
+    }
+}
+
+fn not_judged(mode: KubeMode, why: NotJudged) -> ModeVerdict {
+    ModeVerdict {
+        mode,
+        judgement: Judgement::NotJudged(why),
+        reason: why.why().to_string(),
+        decided_by: Decider::Flags,
+        blame: None,
         disagreement: None,
     }
 }
@@ -243,12 +346,7 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeV
         return verdict(mode, true, "needs no propagation".into(), None);
     }
     if points.is_empty() {
-        return verdict(
-            mode,
-            true,
-            "not judged (an image tree: nothing is mounted)".into(),
-            None,
-        );
+        return not_judged(mode, NotJudged::ImageTree);
     }
     if let Some(p) = points.iter().find(|p| !host_ok(mode, &p.mount)) {
         let blame = ModeBlame {
@@ -366,22 +464,29 @@ fn apply_probe(v: &mut ModeVerdict, results: &[ProbeResult], kubelet: Option<&st
             "a tmpfs mounted in its namespace did not appear on the host"
         };
         let probe_reason = format!("{} at {}: {dir}", r.subject, r.point.display());
-        if v.works {
-            v.disagreement = Some(format!(
-                "the flags say it works ({}); the live probe says it does not",
-                v.reason
-            ));
-            v.works = false;
-            v.reason = format!("{probe_reason} (live probe)");
-            v.blame = Some(ModeBlame {
-                subject: r.subject.clone(),
-                point: r.point.clone(),
-                predicted: false,
-            });
-        } else {
+        let blame = ModeBlame {
+            subject: r.subject.clone(),
+            point: r.point.clone(),
+            predicted: false,
+        };
+        match v.judgement {
+            Judgement::Works => {
+                v.disagreement = Some(format!(
+                    "the flags say it works ({}); the live probe says it does not",
+                    v.reason
+                ));
+                v.reason = format!("{probe_reason} (live probe)");
+                v.blame = Some(blame);
+            }
+            // The flags could not tell; the probe can.
+            Judgement::NotJudged(_) => {
+                v.reason = format!("{probe_reason} (live probe)");
+                v.blame = Some(blame);
+            }
             // Both say broken: the flags' reason names the file or mount to blame.
-            v.reason = format!("{}; the live probe agrees ({probe_reason})", v.reason);
+            Judgement::Broken => v.reason = format!("{}; the live probe agrees ({probe_reason})", v.reason),
         }
+        v.judgement = Judgement::Broken;
         v.decided_by = Decider::Probe;
         return;
     }
@@ -398,13 +503,17 @@ fn apply_probe(v: &mut ModeVerdict, results: &[ProbeResult], kubelet: Option<&st
         count(points.len(), "point")
     );
     match &v.blame {
+        None if matches!(v.judgement, Judgement::NotJudged(_)) => {
+            v.judgement = Judgement::Works;
+            v.reason = seen;
+        }
         None => v.reason = format!("{}; {seen}", v.reason),
         Some(b) if conclusive.iter().any(|(r, _)| covers(r, b)) => {
             v.disagreement = Some(format!(
                 "the flags say it is broken ({}); the live probe says it works",
                 v.reason
             ));
-            v.works = true;
+            v.judgement = Judgement::Works;
             v.reason = seen;
             v.blame = None;
         }
@@ -423,7 +532,8 @@ fn apply_probe(v: &mut ModeVerdict, results: &[ProbeResult], kubelet: Option<&st
 /// The node's status as far as the required mode goes: what the culprit's own verdict already
 /// says (so a pending restart stays "restart pending"), else drift.
 pub fn status(modes: &[ModeVerdict], required: KubeMode, verdicts: &[Verdict]) -> Status {
-    let Some(m) = modes.iter().find(|m| m.mode == required && !m.works) else {
+    // A mode that was not judged is not broken either: the report says "not judged".
+    let Some(m) = modes.iter().find(|m| m.mode == required && m.broken()) else {
         return Status::Ok;
     };
     let own = m
@@ -442,7 +552,11 @@ pub fn required(modes: &[ModeVerdict], required: KubeMode) -> Option<&ModeVerdic
 
 impl fmt::Display for ModeVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let word = if self.works { "works" } else { "broken" };
+        let word = match self.judgement {
+            Judgement::Works => "works",
+            Judgement::Broken => "broken",
+            Judgement::NotJudged(_) => "not judged",
+        };
         write!(f, "{} {word}: {}", self.mode, self.reason)
     }
 }

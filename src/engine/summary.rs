@@ -49,7 +49,7 @@ fn node_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode) ->
         return format!("{}: {} {}{more}", worst.label(), bad[0].subject, bad[0].detail);
     }
     let mode = modes::required(modes, required);
-    if let Some(m) = mode.filter(|m| !m.works) {
+    if let Some(m) = mode.filter(|m| m.broken()) {
         return format!("DRIFT: {m}");
     }
     let mut parts: Vec<String> = verdicts
@@ -59,13 +59,18 @@ fn node_line(verdicts: &[Verdict], modes: &[ModeVerdict], required: KubeMode) ->
             _ => format!("{} {}", v.subject, v.short),
         })
         .collect();
-    if let Some(m) = mode {
-        let by = if m.decided_by == modes::Decider::Probe {
-            " (live probe)"
-        } else {
-            ""
-        };
-        parts.push(format!("{} works{by}", m.mode));
+    match mode {
+        Some(m) if m.works() => {
+            let by = if m.decided_by == modes::Decider::Probe {
+                " (live probe)"
+            } else {
+                ""
+            };
+            parts.push(format!("{} works{by}", m.mode));
+        }
+        // Never "works" for what was not looked at.
+        Some(m) => parts.push(format!("{} not judged ({})", m.mode, m.reason)),
+        None => {}
     }
     format!("ok: {}", parts.join("; "))
 }

@@ -808,7 +808,7 @@ fn image_without_mountprop_installed_is_drift() {
 // ---- Kubernetes mountPropagation modes ----
 
 use crate::config::KubeMode;
-use crate::engine::modes::{Decider, ModeVerdict, ProbeResult};
+use crate::engine::modes::{Decider, Judgement, ModeVerdict, NotJudged, ProbeResult};
 use crate::engine::observe::{KubeletFacts, Point};
 
 fn point(path: &str, m: MountSummary) -> Point {
@@ -841,7 +841,7 @@ fn mode(p: &Plan, m: KubeMode) -> &ModeVerdict {
 }
 
 fn works(p: &Plan) -> [bool; 3] {
-    [KubeMode::None, KubeMode::HostToContainer, KubeMode::Bidirectional].map(|m| mode(p, m).works)
+    [KubeMode::None, KubeMode::HostToContainer, KubeMode::Bidirectional].map(|m| mode(p, m).works())
 }
 
 #[test]
@@ -949,7 +949,7 @@ fn modes_a_pending_restart_stays_restart_pending() {
         vec![running(fixed_docker(), own_ns_at_points(66, slave(1)))],
     );
     let p = plan(&f, &cfg());
-    assert!(!mode(&p, KubeMode::Bidirectional).works);
+    assert!(!mode(&p, KubeMode::Bidirectional).works());
     assert_eq!(verdict(&p, "docker.service").status, Status::RestartPending);
     assert_eq!(p.status(), Status::RestartPending);
 }
@@ -958,7 +958,7 @@ fn modes_a_pending_restart_stays_restart_pending() {
 fn modes_a_stopped_runtime_is_judged_by_where_it_will_start() {
     let p = plan(&with_units(kube_facts(), vec![old_docker()]), &cfg());
     let b = mode(&p, KubeMode::Bidirectional);
-    assert!(!b.works);
+    assert!(!b.works());
     assert!(
         b.reason
             .starts_with("docker.service: when it starts, its namespace at / only receives from the host"),
@@ -966,7 +966,7 @@ fn modes_a_stopped_runtime_is_judged_by_where_it_will_start() {
         b.reason
     );
     assert!(b.blame.as_ref().is_some_and(|b| b.predicted));
-    assert!(mode(&p, KubeMode::HostToContainer).works);
+    assert!(mode(&p, KubeMode::HostToContainer).works());
     // Fixed: it will start in the host's namespace.
     let p = plan(&with_units(kube_facts(), vec![fixed_docker()]), &cfg());
     assert_eq!(works(&p), [true, true, true]);
@@ -982,8 +982,8 @@ fn modes_on_systemd_240_shared_means_a_slave_namespace_at_next_start() {
     let mut f = with_units(kube_facts(), vec![fixed_docker()]);
     f.systemd.version = Some(240);
     let p = plan(&f, &cfg());
-    assert!(mode(&p, KubeMode::HostToContainer).works);
-    assert!(!mode(&p, KubeMode::Bidirectional).works);
+    assert!(mode(&p, KubeMode::HostToContainer).works());
+    assert!(!mode(&p, KubeMode::Bidirectional).works());
 }
 
 #[test]
@@ -1085,8 +1085,77 @@ fn modes_a_shared_and_slave_runtime_receives_but_is_never_called_a_peer() {
 #[test]
 fn modes_are_not_judged_in_an_image_tree() {
     let p = plan(&image(installed(true)), &cfg());
-    assert_eq!(works(&p), [true, true, true]);
-    assert!(mode(&p, KubeMode::Bidirectional).reason.starts_with("not judged"));
+    // Nothing is mounted in a tree: only None (which needs nothing) may say it works.
+    assert_eq!(works(&p), [true, false, false]);
+    for m in [KubeMode::HostToContainer, KubeMode::Bidirectional] {
+        let v = mode(&p, m);
+        assert_eq!(v.judgement, Judgement::NotJudged(NotJudged::ImageTree), "{v:?}");
+        assert!(!v.works() && !v.broken(), "{v:?}");
+        assert_eq!(v.reason, "an image tree: nothing is mounted");
+        assert_eq!(
+            v.to_string(),
+            format!("{m} not judged: an image tree: nothing is mounted")
+        );
+        assert_eq!(v.judgement.word(), "not judged");
+    }
+    // Not judged is not broken: the tree's own verdicts decide its status.
+    assert_eq!(
+        crate::engine::modes::status(&p.modes, KubeMode::Bidirectional, &p.verdicts),
+        crate::engine::verdict::Status::Ok
+    );
+    // The one line (--oneline, STATUS, NPD) says so too, never "works".
+    let line = crate::engine::summary::one_line(&p.verdicts, &p.modes, KubeMode::Bidirectional, &Default::default());
+    assert!(line.starts_with("ok: "), "{line}");
+    assert!(
+        line.ends_with("; Bidirectional not judged (an image tree: nothing is mounted)"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_mode_not_judged_serializes_as_works_null_and_judged_false() {
+    let p = plan(&image(installed(true)), &cfg());
+    let v = serde_json::to_value(mode(&p, KubeMode::Bidirectional)).unwrap();
+    assert!(v["works"].is_null(), "{v}");
+    assert_eq!(v["judged"], false);
+    assert_eq!(v["not_judged"], "image-tree");
+    let back: ModeVerdict = serde_json::from_value(v).unwrap();
+    assert_eq!(&back, mode(&p, KubeMode::Bidirectional));
+    // A judged mode: works is a bool, judged true, no not_judged.
+    let v = serde_json::to_value(mode(&p, KubeMode::None)).unwrap();
+    assert_eq!((&v["works"], &v["judged"]), (&true.into(), &true.into()));
+    assert!(v.get("not_judged").is_none(), "{v}");
+    // state.json from before `judged` existed still reads.
+    let old: ModeVerdict =
+        serde_json::from_str(r#"{"mode":"Bidirectional","works":false,"reason":"r","decided_by":"flags"}"#).unwrap();
+    assert!(old.broken());
+    // A document that says both "works" and "not judged" is refused, not guessed at.
+    for bad in [
+        r#"{"mode":"Bidirectional","works":true,"judged":false,"not_judged":"image-tree","reason":"r","decided_by":"flags"}"#,
+        r#"{"mode":"Bidirectional","works":null,"judged":true,"reason":"r","decided_by":"flags"}"#,
+        r#"{"mode":"Bidirectional","works":null,"reason":"r","decided_by":"flags"}"#,
+    ] {
+        assert!(serde_json::from_str::<ModeVerdict>(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_probe_decides_a_mode_the_flags_could_not_judge() {
+    // No points to judge by the flags, but a conclusive probe: it decides, either way.
+    let mut f = image(installed(true));
+    f.probe = Some(vec![probe("docker.service", "/", Some(true), Some(true))]);
+    let b = mode(&plan(&f, &cfg()), KubeMode::Bidirectional).clone();
+    assert!(
+        b.works() && b.decided_by == Decider::Probe && b.disagreement.is_none(),
+        "{b:?}"
+    );
+    f.probe = Some(vec![probe("docker.service", "/", Some(true), Some(false))]);
+    let b = mode(&plan(&f, &cfg()), KubeMode::Bidirectional).clone();
+    assert!(b.broken() && b.blame.is_some() && b.disagreement.is_none(), "{b:?}");
+    // An inconclusive probe leaves it not judged.
+    f.probe = Some(vec![probe("docker.service", "/", None, None)]);
+    let b = mode(&plan(&f, &cfg()), KubeMode::Bidirectional).clone();
+    assert_eq!(b.judgement, Judgement::NotJudged(NotJudged::ImageTree), "{b:?}");
 }
 
 fn probe(subject: &str, point: &str, h2c: Option<bool>, c2h: Option<bool>) -> ProbeResult {
@@ -1112,7 +1181,7 @@ fn modes_the_probe_overrides_the_flags_and_the_disagreement_is_said() {
     ]);
     let p = plan(&f, &cfg());
     let b = mode(&p, KubeMode::Bidirectional);
-    assert!(b.works);
+    assert!(b.works());
     assert_eq!(b.decided_by, Decider::Probe);
     assert!(
         b.disagreement
@@ -1129,7 +1198,7 @@ fn modes_the_probe_overrides_the_flags_and_the_disagreement_is_said() {
     ]);
     let p = plan(&f, &cfg());
     let b = mode(&p, KubeMode::Bidirectional);
-    assert!(!b.works);
+    assert!(!b.works());
     assert_eq!(
         b.reason,
         "docker.service at /var/lib/kubelet: a tmpfs mounted in its namespace did not appear on the host (live probe)"
@@ -1139,7 +1208,7 @@ fn modes_the_probe_overrides_the_flags_and_the_disagreement_is_said() {
             .as_deref()
             .is_some_and(|d| d.starts_with("the flags say it works"))
     );
-    assert!(mode(&p, KubeMode::HostToContainer).works);
+    assert!(mode(&p, KubeMode::HostToContainer).works());
     assert_eq!(mode(&p, KubeMode::HostToContainer).decided_by, Decider::Probe);
     assert_eq!(p.status(), Status::Drift);
 }
@@ -1149,7 +1218,7 @@ fn modes_the_probe_agreeing_confirms_and_an_inconclusive_one_leaves_the_flags() 
     let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
     f.probe = Some(vec![probe("docker.service", "/", Some(true), Some(true))]);
     let b = mode(&plan(&f, &cfg()), KubeMode::Bidirectional).clone();
-    assert!(b.works && b.disagreement.is_none());
+    assert!(b.works() && b.disagreement.is_none());
     assert!(
         b.reason
             .ends_with("the live probe saw mounts cross as needed (1 namespace at 1 point)"),
@@ -1161,7 +1230,7 @@ fn modes_the_probe_agreeing_confirms_and_an_inconclusive_one_leaves_the_flags() 
     r.error = Some("cannot enter its mount namespace: EPERM".into());
     f.probe = Some(vec![r]);
     let b = mode(&plan(&f, &cfg()), KubeMode::Bidirectional).clone();
-    assert!(b.works);
+    assert!(b.works());
     assert_eq!(b.decided_by, Decider::Flags);
     assert!(
         b.reason
@@ -1170,7 +1239,7 @@ fn modes_the_probe_agreeing_confirms_and_an_inconclusive_one_leaves_the_flags() 
 
     // Only one direction known, and it failed: that is enough to say Bidirectional is broken.
     f.probe = Some(vec![probe("docker.service", "/", Some(false), None)]);
-    assert!(!mode(&plan(&f, &cfg()), KubeMode::Bidirectional).works);
+    assert!(!mode(&plan(&f, &cfg()), KubeMode::Bidirectional).works());
 }
 
 #[test]
@@ -1182,7 +1251,7 @@ fn modes_a_probe_that_agrees_on_broken_keeps_the_blame_of_the_flags() {
     f.probe = Some(vec![probe("docker.service", "/", Some(true), Some(false))]);
     let p = plan(&f, &cfg());
     let b = mode(&p, KubeMode::Bidirectional);
-    assert!(!b.works && b.disagreement.is_none());
+    assert!(!b.works() && b.disagreement.is_none());
     assert_eq!(b.decided_by, Decider::Probe);
     assert_eq!(
         b.reason,
@@ -1203,7 +1272,7 @@ fn modes_the_probe_cannot_clear_what_it_did_not_reach() {
         probe("containerd.service", "/var/lib/kubelet", Some(true), Some(true)),
     ]);
     let b = mode(&plan(&f, &cfg()), KubeMode::Bidirectional).clone();
-    assert!(!b.works);
+    assert!(!b.works());
     assert_eq!(b.decided_by, Decider::Flags);
     assert!(b.reason.starts_with("docker.service: when it starts"), "{}", b.reason);
     assert!(
@@ -1409,7 +1478,7 @@ fn modes_the_probe_judges_the_kubelet_by_what_it_sends() {
     )]);
     let p = plan(&f, &cfg());
     let h = mode(&p, KubeMode::HostToContainer);
-    assert!(!h.works, "{h:#?}");
+    assert!(!h.works(), "{h:#?}");
     assert_eq!(
         h.reason,
         "kubelet.service at /var/lib/kubelet: a tmpfs mounted in its namespace did not appear on the host (live probe)"
@@ -1420,5 +1489,5 @@ fn modes_the_probe_judges_the_kubelet_by_what_it_sends() {
         Some(false),
         Some(true),
     )]);
-    assert!(mode(&plan(&f, &cfg()), KubeMode::HostToContainer).works);
+    assert!(mode(&plan(&f, &cfg()), KubeMode::HostToContainer).works());
 }

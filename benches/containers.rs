@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 mod sandbox;
 
 use mountprop::containers;
-use mountprop::statmount;
 use mountprop::engine::tracker;
+use mountprop::statmount;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 

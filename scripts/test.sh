@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Every test: unit tests, CLI tests, and the integration tests that boot a real systemd in
-# fresh namespaces (the host's 252, and 247, 252, 257 and the newest from Debian trees; they
-# need root, without root they print SKIP), the arm64 build's unit and --root tests under
-# qemu, then 20 s of fuzzing for each parser. The packages are built first, so that their
-# tests inspect, install and purge the real .deb and .rpm.
+# Every test: formatting and clippy first, then unit tests, CLI tests, and the integration
+# tests that boot a real systemd in fresh namespaces (the host's 252, and 247, 252, 257 and the
+# newest from Debian trees; they need root, without root they print SKIP), the arm64 build's
+# unit and --root tests under qemu, then 20 s of fuzzing for each parser. The packages are
+# built first, so that their tests inspect, install and purge the real .deb and .rpm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Files the tests write are modes a package would install (mountprop refuses a config others
@@ -17,6 +17,9 @@ mkdir -p target
 tmp_before=target/host-tmp-before.txt
 ls -A /tmp > "$tmp_before"
 scripts/deps.sh
+# What CI checks first, as it is cheap: formatting, and clippy with every warning an error.
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
 # The version matrix's Debian trees (tests/matrix.rs) build in the background while the
 # packages compile: network and disk bound against a CPU-bound compile. Quick once they exist.
 scripts/trees.sh > target/trees.log 2>&1 &

@@ -23,6 +23,7 @@ pub mod configdoc;
 pub mod daemon;
 #[cfg(feature = "node")]
 pub mod engine;
+pub mod escape;
 pub mod node;
 
 // The library's public paths from before the layers, which tests, benches and the fuzz

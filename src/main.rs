@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use mountprop::escape;
 
 use mountprop::cli::report::Report;
 use mountprop::cli::revert;
@@ -28,7 +29,8 @@ fn main() -> ExitCode {
 
 /// Prints a one-line error and gives exit code 2 ("could not check / error").
 fn fail(msg: impl std::fmt::Display) -> u8 {
-    eprintln!("mountprop: {msg}");
+    // Through the one escape: an error quotes paths and texts from outside.
+    eprintln!("mountprop: {}", escape::line(&msg.to_string()));
     2
 }
 
@@ -44,7 +46,7 @@ fn run(cli: Cli) -> u8 {
                 .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
             match Config::load(Some(&file)) {
                 Ok(_) => {
-                    println!("{}: ok", file.display());
+                    println!("{}: ok", escape::line(&file.display().to_string()));
                     0
                 }
                 Err(e) => fail(e),
@@ -66,11 +68,11 @@ fn run(cli: Cli) -> u8 {
             match mountprop::daemon::state::State::read(&path) {
                 Ok(st) => {
                     if out.oneline {
-                        println!("{}", st.status_line);
+                        println!("{}", escape::line(&st.status_line));
                     } else if out.json {
                         println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
                     } else {
-                        print!("{}", st.human());
+                        print!("{}", escape::block(&st.human()));
                     }
                     st.exit_code()
                 }
@@ -135,7 +137,7 @@ fn run(cli: Cli) -> u8 {
                 }
             };
             let r = revert::revert(target, &cfg);
-            print!("{}", r.human());
+            print!("{}", escape::block(&r.human()));
             if r.errors.is_empty() { 0 } else { 2 }
         }
     }
@@ -184,9 +186,9 @@ impl Emit for Output {
         if self.json {
             println!("{}", r.json());
         } else if self.oneline {
-            println!("{}", r.one_line());
+            println!("{}", escape::line(&r.one_line()));
         } else {
-            print!("{}", r.human());
+            print!("{}", escape::block(&r.human()));
         }
         r.exit_code
     }
@@ -195,7 +197,7 @@ impl Emit for Output {
     /// runner such as node-problem-detector takes its message from.
     fn fail(&self, msg: impl std::fmt::Display) -> u8 {
         if self.oneline {
-            println!("UNKNOWN: {msg}");
+            println!("UNKNOWN: {}", escape::line(&msg.to_string()));
         }
         fail(msg)
     }

@@ -1,7 +1,6 @@
 //! What `check` and `apply` print: a table for people, JSON for machines.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -131,7 +130,7 @@ impl<'a> Report<'a> {
         let sd = self
             .systemd
             .map_or("systemd ?".to_string(), |sd| format!("systemd {}", sd.version_string));
-        let _ = writeln!(s, "mountprop {}: {sd}; config: {}", self.command, self.config);
+        crate::outln!(&mut s, "mountprop {}: {sd}; config: {}", self.command, self.config);
         if let Some(outcomes) = self.actions {
             for o in outcomes {
                 let r = match &o.result {
@@ -140,7 +139,7 @@ impl<'a> Report<'a> {
                     ActionResult::Skipped(why) => format!("skipped ({why})"),
                     ActionResult::Failed(why) => format!("FAILED: {why}"),
                 };
-                let _ = writeln!(s, "  {}: {r}", o.description);
+                crate::outln!(&mut s, "  {}: {r}", o.description);
             }
         }
         let w = self
@@ -152,19 +151,26 @@ impl<'a> Report<'a> {
             .max("SUBJECT".len());
         match self.before {
             Some(before) => {
-                let _ = writeln!(s, "  {:w$}  {:7}  {:7}  DETAIL", "SUBJECT", "BEFORE", "AFTER");
+                crate::outln!(&mut s, "  {:w$}  {:7}  {:7}  DETAIL", "SUBJECT", "BEFORE", "AFTER");
                 for v in self.verdicts {
                     let was = before
                         .iter()
                         .find(|b| b.subject == v.subject)
                         .map_or("-", |b| b.status.label());
-                    let _ = writeln!(s, "  {:w$}  {:7}  {:7}  {}", v.subject, was, v.status.label(), v.detail);
+                    crate::outln!(
+                        &mut s,
+                        "  {:w$}  {:7}  {:7}  {}",
+                        v.subject,
+                        was,
+                        v.status.label(),
+                        v.detail
+                    );
                 }
             }
             None => {
-                let _ = writeln!(s, "  {:w$}  {:7}  DETAIL", "SUBJECT", "STATUS");
+                crate::outln!(&mut s, "  {:w$}  {:7}  DETAIL", "SUBJECT", "STATUS");
                 for v in self.verdicts {
-                    let _ = writeln!(s, "  {:w$}  {:7}  {}", v.subject, v.status.label(), v.detail);
+                    crate::outln!(&mut s, "  {:w$}  {:7}  {}", v.subject, v.status.label(), v.detail);
                 }
             }
         }
@@ -175,23 +181,18 @@ impl<'a> Report<'a> {
                 None => "?",
             };
             if results.is_empty() {
-                let _ = writeln!(s, "  live probe: no running runtime to probe");
+                crate::outln!(&mut s, "  live probe: no running runtime to probe");
             }
             for r in results {
-                let _ = write!(
-                    s,
-                    "  live probe: {} at {}: host to it {}, it to host {}",
+                let why = r.error.as_ref().map_or(String::new(), |e| format!(" ({e})"));
+                crate::outln!(
+                    &mut s,
+                    "  live probe: {} at {}: host to it {}, it to host {}{why}",
                     r.subject,
                     r.point.display(),
                     yes(r.host_to_container),
                     yes(r.container_to_host)
                 );
-                match &r.error {
-                    Some(e) => {
-                        let _ = writeln!(s, " ({e})");
-                    }
-                    None => s.push('\n'),
-                }
             }
         }
         if !self.modes.is_empty() {
@@ -203,7 +204,7 @@ impl<'a> Report<'a> {
                 .max()
                 .unwrap_or(0)
                 .max(7);
-            let _ = writeln!(s, "  {:26}  {:rw$}  WHY", "KUBERNETES MODE", "RESULT");
+            crate::outln!(&mut s, "  {:26}  {:rw$}  WHY", "KUBERNETES MODE", "RESULT");
             for m in self.modes {
                 let result = m.judgement.word();
                 let name = if m.mode == self.required_mode {
@@ -211,19 +212,19 @@ impl<'a> Report<'a> {
                 } else {
                     m.mode.to_string()
                 };
-                let _ = writeln!(s, "  {name:26}  {result:rw$}  {}", m.reason);
+                crate::outln!(&mut s, "  {name:26}  {result:rw$}  {}", m.reason);
                 if let Some(d) = &m.disagreement {
-                    let _ = writeln!(s, "  {:26}  {:rw$}  note: {d}", "", "");
+                    crate::outln!(&mut s, "  {:26}  {:rw$}  note: {d}", "", "");
                 }
             }
         }
-        containers_section(&mut s, self.stale_containers);
+        summary::containers_section(&mut s, self.stale_containers);
         for n in self.notes {
-            let _ = writeln!(s, "  note: {n}");
+            crate::outln!(&mut s, "  note: {n}");
         }
         if let Some(planned) = self.planned {
             if planned.is_empty() {
-                let _ = writeln!(s, "  apply would change nothing");
+                crate::outln!(&mut s, "  apply would change nothing");
             } else {
                 let verb = if self.command == "check" {
                     "apply would"
@@ -231,7 +232,7 @@ impl<'a> Report<'a> {
                     "would"
                 };
                 for a in planned {
-                    let _ = writeln!(s, "  {verb}: {a}");
+                    crate::outln!(&mut s, "  {verb}: {a}");
                 }
             }
         }
@@ -241,46 +242,7 @@ impl<'a> Report<'a> {
             Status::Drift => "drift",
             Status::Unknown => "could not finish",
         };
-        let _ = writeln!(s, "result: {word} (exit {})", self.exit_code);
+        crate::outln!(&mut s, "result: {word} (exit {})", self.exit_code);
         s
-    }
-}
-
-/// The stale containers, one block each: who, each volume (asked for, gets, why), the remedy.
-pub fn containers_section(s: &mut String, stale: &[StaleContainer]) {
-    if stale.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        s,
-        "  STALE CONTAINERS ({}): their volumes no longer propagate as they asked; a node fix does not reach them, a new container does",
-        stale.len()
-    );
-    for c in stale {
-        let _ = writeln!(
-            s,
-            "  {} ({} {})",
-            c.label(),
-            c.runtime,
-            c.id.chars().take(12).collect::<String>()
-        );
-        for v in &c.volumes {
-            let by = if v.probed { ", live check" } else { "" };
-            let _ = writeln!(
-                s,
-                "    {} from {}: asked {} ({}), {}{by}: {}",
-                v.destination.display(),
-                v.source.display(),
-                v.requested,
-                v.option,
-                match v.gets {
-                    crate::engine::containers::Gets::Nothing => "gets NOTHING",
-                    crate::engine::containers::Gets::ReceivesOnly => "only RECEIVES",
-                    crate::engine::containers::Gets::Both => "gets both ways",
-                },
-                v.detail
-            );
-        }
-        let _ = writeln!(s, "    remedy: {}", c.remedy);
     }
 }

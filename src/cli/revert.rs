@@ -99,19 +99,19 @@ impl Reverted {
     pub fn human(&self) -> String {
         let mut s = String::new();
         for p in &self.removed {
-            s.push_str(&format!("removed {}\n", p.display()));
+            crate::outln!(&mut s, "removed {}", p.display());
         }
         for (p, why) in &self.left_alone {
-            s.push_str(&format!("left alone {} ({why})\n", p.display()));
+            crate::outln!(&mut s, "left alone {} ({why})", p.display());
         }
         if self.reloaded {
             s.push_str("reloaded systemd (daemon-reload)\n");
         }
         if let Some(why) = &self.reload_skipped {
-            s.push_str(&format!("no reload: {why}\n"));
+            crate::outln!(&mut s, "no reload: {why}");
         }
         for e in &self.errors {
-            s.push_str(&format!("FAILED: {e}\n"));
+            crate::outln!(&mut s, "FAILED: {e}");
         }
         if self.removed.is_empty() && self.errors.is_empty() {
             s.push_str("nothing to revert\n");

@@ -12,10 +12,12 @@ fn send(states: &[NotifyState<'_>]) {
     }
 }
 
-/// One line, as STATUS= must be.
+/// One line, as STATUS= must be, through the one escape (crate::escape), and bounded.
 fn one_line(s: &str) -> String {
     const MAX: usize = 400;
-    let line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    // systemd splits a notify message into its assignments reading a backslash as an escape
+    // (seen with 252: `\x1b` arrived as `x1b`), so each one is sent doubled.
+    let line = crate::escape::line(s).replace('\\', "\\\\");
     match line.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}…", &line[..i]),
         None => line,
@@ -56,7 +58,8 @@ mod tests {
 
     #[test]
     fn status_is_one_bounded_line() {
-        assert_eq!(one_line("a\nb\tc"), "a b c");
+        assert_eq!(one_line("a\nb\tc"), "a\\\\nb\\\\tc");
+        assert_eq!(one_line("/v\x1b[2Jx\u{2028}"), "/v\\\\x1b[2Jx\\\\u{2028}");
         let long = "x".repeat(1000);
         assert_eq!(one_line(&long).chars().count(), 401);
     }

@@ -248,7 +248,8 @@ impl State {
         if let Some(e) = &self.config_error {
             let _ = write!(line, " | config reload rejected, previous config in force: {e}");
         }
-        line
+        // What `status --oneline`, STATUS= and the state file show: errors quote outside text.
+        crate::escape::line(&line).into_owned()
     }
 
     fn verdict_summary(&self) -> String {
@@ -261,9 +262,7 @@ impl State {
     }
 
     pub fn write(&self) -> Result<(), FileError> {
-        let dir = Dir::open(Path::new(STATE_DIR), Some(0o755))?;
-        let json = serde_json::to_vec_pretty(self).unwrap_or_default();
-        dir.write_atomic(STATE_FILE, &json, false)
+        write_json(Path::new(STATE_DIR), STATE_FILE, self)
     }
 
     pub fn read(path: &Path) -> Result<Self, String> {
@@ -283,16 +282,16 @@ impl State {
         let mut s = String::new();
         let alive = self.daemon_alive();
         if alive {
-            let _ = writeln!(
-                s,
+            crate::outln!(
+                &mut s,
                 "mountprop daemon: running (pid {}), up {}; config: {}",
                 self.pid,
                 ago(now.saturating_sub(self.started_unix)),
                 self.config
             );
         } else {
-            let _ = writeln!(
-                s,
+            crate::outln!(
+                &mut s,
                 "mountprop daemon: NOT RUNNING (last seen as pid {}); what it last knew:",
                 self.pid
             );
@@ -305,15 +304,16 @@ impl State {
         } else {
             format!("LOST since {}", clock(self.bus.since_unix))
         };
-        let _ = writeln!(
-            s,
+        crate::outln!(
+            &mut s,
             "last check: {last} ({}); {} checks; D-Bus {bus}",
-            self.last_trigger, self.checks
+            self.last_trigger,
+            self.checks
         );
-        let _ = writeln!(s, "status: {}", self.status_line);
+        crate::outln!(&mut s, "status: {}", self.status_line);
         let w = self.verdicts.iter().map(|v| v.subject.len()).max().unwrap_or(0).max(7);
         for v in &self.verdicts {
-            let _ = writeln!(s, "  {:w$}  {:7}  {}", v.subject, v.status.label(), v.detail);
+            crate::outln!(&mut s, "  {:w$}  {:7}  {}", v.subject, v.status.label(), v.detail);
         }
         for m in &self.modes {
             let req = if m.mode == self.required_mode {
@@ -322,21 +322,23 @@ impl State {
                 ""
             };
             let word = m.judgement.word();
-            let _ = writeln!(s, "  {}{req}: {word}: {}", m.mode, m.reason);
+            crate::outln!(&mut s, "  {}{req}: {word}: {}", m.mode, m.reason);
         }
-        crate::cli::report::containers_section(&mut s, &self.containers.stale);
+        crate::engine::summary::containers_section(&mut s, &self.containers.stale);
         for h in &self.held_back {
-            let _ = writeln!(
-                s,
+            crate::outln!(
+                &mut s,
                 "  held back: {} ({} fixes; retry in {} s)",
-                h.target, h.fixes, h.retry_in_secs
+                h.target,
+                h.fixes,
+                h.retry_in_secs
             );
         }
         if !self.remediations.is_empty() {
-            let _ = writeln!(s, "recent remediations ({} since start):", self.remediations_total);
+            crate::outln!(&mut s, "recent remediations ({} since start):", self.remediations_total);
             for r in self.remediations.iter().rev().take(10) {
-                let _ = writeln!(
-                    s,
+                crate::outln!(
+                    &mut s,
                     "  {} ago  {}: {}",
                     ago(now.saturating_sub(r.unix)),
                     r.action,
@@ -376,10 +378,41 @@ fn clock(unix: u64) -> String {
     format!("{:02}:{:02}:{:02} UTC", t / 3600, t % 3600 / 60, t % 60)
 }
 
+/// `value` as JSON in `dir/name`, atomically. A value that cannot be encoded is an error and
+/// the file is left as it was: never an empty state file where the last good one was.
+fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<(), FileError> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| FileError::Io {
+        op: "encode",
+        path: dir.join(name),
+        source: std::io::Error::other(e),
+    })?;
+    Dir::open(dir, Some(0o755))?.write_atomic(name, &json, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::modes::Judgement;
+
+    #[test]
+    fn an_encoding_error_leaves_the_last_state_file() {
+        let dir = std::env::temp_dir().join(format!("mountprop-state-test.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_json(&dir, "state.json", &State::new("c".into(), 60)).expect("write");
+        let good = std::fs::read(dir.join("state.json")).expect("read");
+        // JSON has no map keys but strings: this cannot be encoded.
+        let bad: BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let e = write_json(&dir, "state.json", &bad).expect_err("encoding must fail");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("encode {}/state.json: ", dir.display())),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(dir.join("state.json")).expect("read"), good);
+        assert!(!good.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn v(subject: &str, status: Status, short: &str, detail: &str) -> Verdict {
         Verdict {

@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::KubeMode;
-use crate::node::mountinfo::{self, MountInfo, MountSummary};
-use crate::node::statmount;
+use crate::node::mountinfo::{self, Cap, MountInfo, MountSummary};
+use crate::node::{bounded, statmount};
 
 /// containerd's task bundles (shim v2, and v1 for old Docker), one directory per namespace:
 /// `k8s.io` for the CRI, `moby` for Docker.
@@ -406,6 +406,9 @@ pub struct VolumeFacts {
     pub volume: Volume,
     /// The host's mount that holds the source.
     pub host: Option<MountSummary>,
+    /// Why the source could not be looked at (its filesystem does not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_error: Option<String>,
     /// The container's mount at the destination.
     pub theirs: Option<MountSummary>,
     /// When the container's mount is a slave of a group other than the host's: a member of that
@@ -477,7 +480,7 @@ pub struct Theirs {
 /// a mount namespace of its own.
 pub fn read_theirs(c: &Container, host_first: Option<u64>, buf: &mut Vec<u8>) -> Option<Theirs> {
     let table = PathBuf::from(format!("/proc/{}/mountinfo", c.pid.unwrap_or(0)));
-    match MountInfo::read_path(&table, std::mem::take(buf)) {
+    match MountInfo::read_path_capped(&table, std::mem::take(buf), Cap::CONTAINER) {
         Ok(info) => {
             let first = info.iter().next().and_then(Result::ok).map(|m| m.id);
             if host_first.is_some() && first == host_first {
@@ -513,8 +516,9 @@ pub fn read_theirs(c: &Container, host_first: Option<u64>, buf: &mut Vec<u8>) ->
     }
 }
 
-/// One container's facts from both sides.
-pub fn facts_of(c: Container, hosts: Vec<Option<MountSummary>>, theirs: &Theirs) -> ContainerFacts {
+/// One container's facts from both sides: per volume the host's mount at its source, or why
+/// it could not be looked at.
+pub fn facts_of(c: Container, hosts: Vec<Result<Option<MountSummary>, String>>, theirs: &Theirs) -> ContainerFacts {
     let volumes = c
         .volumes
         .iter()
@@ -522,7 +526,8 @@ pub fn facts_of(c: Container, hosts: Vec<Option<MountSummary>>, theirs: &Theirs)
         .zip(theirs.mounts.iter().cloned())
         .map(|((v, h), t)| VolumeFacts {
             volume: v.clone(),
-            host: h,
+            host_error: h.as_ref().err().cloned(),
+            host: h.unwrap_or(None),
             theirs: t,
             via: None,
             probe: None,
@@ -554,7 +559,7 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
     let mut out: Vec<ContainerFacts> = containers
         .into_iter()
         .filter_map(|c| {
-            let hosts: Vec<Option<MountSummary>> = host.by_ref().take(c.volumes.len()).collect();
+            let hosts: Vec<Result<Option<MountSummary>, String>> = host.by_ref().take(c.volumes.len()).collect();
             let theirs = read_theirs(&c, host_first, &mut buf)?;
             for g in &theirs.groups {
                 if let Some(id) = g.propagation.shared {
@@ -617,7 +622,7 @@ fn group_in_parent(pid: u32, group: u64, cache: &mut HashMap<u64, Option<MountIn
     let ns = MountInfo::first_mount_id(&table).ok().flatten()?;
     let info = cache
         .entry(ns)
-        .or_insert_with(|| MountInfo::read_path(&table, Vec::new()).ok())
+        .or_insert_with(|| MountInfo::read_path_capped(&table, Vec::new(), Cap::CONTAINER).ok())
         .as_ref()?;
     info.iter()
         .flatten()
@@ -626,23 +631,45 @@ fn group_in_parent(pid: u32, group: u64, cache: &mut HashMap<u64, Option<MountIn
 }
 
 /// The host's mount at each source: statmount where it works (a cost that does not grow with
-/// the table), else one read of the host's table.
-pub fn host_mounts(sources: &[PathBuf], table: &Path, fast: bool) -> Vec<Option<MountSummary>> {
-    if fast {
-        let found: Vec<Option<MountSummary>> = sources.iter().map(|s| statmount::describe(s).ok()).collect();
-        if found.iter().all(Option::is_some) {
-            return found;
+/// the table), else one read of the host's table. A source is looked up (statx, symlinks
+/// resolved) only within a deadline (crate::node::bounded): it may be on a network or FUSE
+/// filesystem that no longer answers; then its `Err` says so.
+pub fn host_mounts(sources: &[PathBuf], table: &Path, fast: bool) -> Vec<Result<Option<MountSummary>, String>> {
+    // Per source: statmount's answer, or the path resolved for a look in the table.
+    let looked = bounded::each(sources, bounded::DEADLINE, move |s| {
+        if fast && let Ok(d) = statmount::describe(s) {
+            return Ok(d);
         }
-    }
-    let Ok(info) = MountInfo::read_path(table, Vec::new()) else {
-        return vec![None; sources.len()];
+        Err(mountinfo::looked_up(s))
+    });
+    let info = if looked.iter().any(|l| matches!(l, Ok(Err(_)))) {
+        MountInfo::read_path(table, Vec::new()).ok()
+    } else {
+        None
     };
-    let resolved: Vec<PathBuf> = sources.iter().map(|p| mountinfo::looked_up(p)).collect();
-    let refs: Vec<&Path> = resolved.iter().map(PathBuf::as_path).collect();
-    match info.governing_many(&refs) {
-        Ok(ms) => ms.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(),
-        Err(_) => vec![None; sources.len()],
-    }
+    // The table answers for the sources statmount did not; a source that did not answer stands
+    // in as written (its answer is the error anyway).
+    let resolved: Vec<&Path> = looked
+        .iter()
+        .zip(sources)
+        .map(|(l, s)| match l {
+            Ok(Err(r)) => r.as_path(),
+            _ => s.as_path(),
+        })
+        .collect();
+    let in_table: Vec<Option<MountSummary>> = match info.as_ref().map(|i| i.governing_many(&resolved)) {
+        Some(Ok(ms)) => ms.iter().map(|m| m.as_ref().map(MountSummary::from)).collect(),
+        _ => vec![None; sources.len()],
+    };
+    looked
+        .into_iter()
+        .zip(in_table)
+        .map(|(l, t)| match l {
+            Ok(Ok(d)) => Ok(Some(d)),
+            Ok(Err(_)) => Ok(t),
+            Err(e) => Err(e.to_string()),
+        })
+        .collect()
 }
 
 /// What a volume's mount really gets from the host's current peer group at its source.
@@ -758,6 +785,9 @@ enum Rule {
 /// [`by_flags`] without the words: what the volume gets and which rule said so. Formats only
 /// when the facts cannot tell.
 fn decide(v: &VolumeFacts) -> Result<(Gets, Rule), String> {
+    if let Some(e) = &v.host_error {
+        return Err(e.clone());
+    }
     let Some(h) = &v.host else {
         return Err(format!("no host mount found for {}", v.volume.source.display()));
     };
@@ -870,6 +900,11 @@ pub fn judge(facts: &[ContainerFacts]) -> Judged {
                 }
                 (None, Ok((g, d))) => (g, d, false),
                 (None, Err(why)) => {
+                    // Its table could not be read (or was too large to): that is the reason.
+                    let why = match (&c.error, &v.theirs) {
+                        (Some(e), None) => e.clone(),
+                        _ => why,
+                    };
                     let why = match v.probe.as_ref().and_then(|p| p.error.as_deref()) {
                         Some(e) => format!("{why}; live check: {e}"),
                         None => why,
@@ -894,7 +929,9 @@ pub fn judge(facts: &[ContainerFacts]) -> Judged {
                 });
             }
         }
-        if let Some(e) = &c.error {
+        if let Some(e) = &c.error
+            && c.volumes.is_empty()
+        {
             out.unsure.push(format!("{}: {e}", c.container.label()));
         }
         if !stale.is_empty() {
@@ -1062,6 +1099,7 @@ mod tests {
                 .into(),
             },
             host: Some(host),
+            host_error: None,
             theirs: Some(theirs),
             via,
             probe: None,
@@ -1135,6 +1173,27 @@ mod tests {
         let j = one(vf(H2c, host(), m("/logs", None, Some(34)), None));
         assert!(j.stale.is_empty());
         assert_eq!(j.unsure.len(), 1, "{j:?}");
+    }
+
+    #[test]
+    fn a_table_too_large_leaves_each_volume_not_judged_and_says_why() {
+        let mut v = vf(H2c, m("/", Some(1), None), m("/logs", None, Some(1)), None);
+        v.theirs = None;
+        let why = "mount table too large (30001 mounts) in /proc/7/mountinfo";
+        let j = judge(&[ContainerFacts {
+            container: Container {
+                runtime: Runtime::Containerd,
+                id: "id".into(),
+                pod: Some(("ns".into(), "pod".into())),
+                name: "c".into(),
+                pid: Some(7),
+                volumes: vec![v.volume.clone()],
+            },
+            volumes: vec![v],
+            error: Some(why.into()),
+        }]);
+        assert!(j.stale.is_empty(), "{j:?}");
+        assert_eq!(j.unsure, [format!("ns/pod/c /logs: {why}")]);
     }
 
     #[test]

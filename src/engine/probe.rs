@@ -11,7 +11,8 @@
 //! Nothing is left behind: each mount and directory is held by a guard that undoes it on every
 //! exit path (panic and timeout included); the copied namespace dies with its thread; a final
 //! sweep unmounts anything of this run still on the host; and the next run sweeps what a killed
-//! run left (its mounts and scratch directories carry its pid).
+//! run left (its mounts and scratch directories carry its pid). A mount's source name also carries
+//! a random nonce of its run, so that a container cannot forge one the probe would take for its own.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -22,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
-use nix::sys::stat::Mode;
 
 use crate::engine::containers::{Volume, VolumeProbe};
 use crate::engine::modes::ProbeResult;
 use crate::engine::observe::Facts;
-use crate::node::mountinfo::MountInfo;
+use crate::node::fdmount::{self, FdMount, ScratchDir};
+use crate::node::mountinfo::{Cap, MountInfo};
 
 /// How long a whole probe may take unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,41 +160,100 @@ fn unmount(at: &Path) -> Result<(), String> {
         .map_err(|e| format!("umount {}: {e}", at.display()))
 }
 
+/// Whether a mount with source `tag` is in `table`. Every table but the host's is read within
+/// the container cap (crate::node::mountinfo::Cap): a container, or the namespace copy a
+/// runtime's containers come from, can hold as many mounts as it likes.
 fn table_has(table: &Path, tag: &str) -> Reply {
-    let info = MountInfo::read_path(table, Vec::new()).map_err(|e| e.to_string())?;
+    let info = if table == Path::new("/proc/self/mountinfo") {
+        MountInfo::read_path(table, Vec::new())
+    } else {
+        MountInfo::read_path_capped(table, Vec::new(), Cap::CONTAINER)
+    }
+    .map_err(|e| e.to_string())?;
     Ok(info.iter().flatten().any(|m| m.source.raw() == tag.as_bytes()))
 }
 
-/// A mount on the host, taken away again when dropped.
-struct HostMount(PathBuf);
+/// A mount on the host, taken away again when dropped: by its own descriptor where the kernel
+/// has the new mount API (crate::node::fdmount), else by the path of a directory only root can
+/// write (Scratch::make refuses others there).
+enum HostMount {
+    Fd(FdMount, PathBuf),
+    Path(PathBuf),
+}
 
 impl Drop for HostMount {
     fn drop(&mut self) {
-        if let Err(e) = unmount(&self.0) {
-            tracing::warn!(PATH = %self.0.display(), "probe: {e}");
+        let (r, at) = match self {
+            HostMount::Fd(m, at) => (m.unmount().map_err(|e| format!("umount {}: {e}", at.display())), at),
+            HostMount::Path(at) => (unmount(at), at),
+        };
+        if let Err(e) = r {
+            tracing::warn!(PATH = %at.display(), "probe: {e}");
         }
     }
 }
 
-/// mountprop's scratch directory at a point, removed when dropped (only if empty: never
-/// anything else's).
-struct Scratch(PathBuf);
+/// A tmpfs with source `tag` on the scratch directory, on the host.
+fn host_mount(tag: &str, scratch: &Scratch) -> Result<HostMount, String> {
+    if fdmount::available() {
+        FdMount::tmpfs(tag, scratch.dir.fd())
+            .map(|m| HostMount::Fd(m, scratch.path.clone()))
+            .map_err(|e| format!("mount tmpfs on {}: {e}", scratch.path.display()))
+    } else {
+        mount_tmpfs(tag, &scratch.path).map(|()| HostMount::Path(scratch.path.clone()))
+    }
+}
+
+/// mountprop's scratch directory at a point, made and held by descriptor (no path a pod can
+/// steer is followed), removed when dropped (only if empty: never anything else's).
+struct Scratch {
+    dir: ScratchDir,
+    path: PathBuf,
+}
 
 impl Scratch {
     fn make(point: &Path) -> Result<Self, String> {
         let path = point.join(scratch_name(std::process::id()));
-        nix::unistd::mkdir(&path, Mode::from_bits_truncate(0o700))
+        let parent = fdmount::open_dir(point).map_err(|e| format!("cannot open {}: {e}", point.display()))?;
+        if !fdmount::available() && fdmount::writable_by_others(&parent).unwrap_or(true) {
+            return Err(format!(
+                "not probed: {} can be written by others than root, and this kernel lacks the new mount \
+                 API (fsopen, statx mount ids, Linux 6.8) that mounting there safely needs",
+                point.display()
+            ));
+        }
+        let dir = ScratchDir::make(parent, &scratch_name(std::process::id()))
             .map_err(|e| format!("cannot make the scratch directory {}: {e}", path.display()))?;
-        Ok(Self(path))
+        Ok(Self { dir, path })
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir(&self.0) {
-            tracing::warn!(PATH = %self.0.display(), "probe: cannot remove the scratch directory: {e}");
+/// The prefix of every mount source of one probe run: `mountprop-probe.<pid>.<nonce>.<kind>`, a
+/// counter appended for each mount. The pid lets the next run sweep what a killed one left; the
+/// random nonce makes the name one a container cannot know in advance, so it cannot mount a
+/// forged "probe" tmpfs in its own namespace for the probe to find.
+fn run_prefix(kind: &str) -> Result<String, String> {
+    Ok(format!("{TAG}.{}.{:016x}.{kind}", std::process::id(), nonce()?))
+}
+
+/// 64 random bits from getrandom(2): no file to open (the unit's DevicePolicy=strict allows no
+/// /dev/urandom), and no crate beyond nix's libc.
+fn nonce() -> Result<u64, String> {
+    let mut b = [0u8; 8];
+    let mut got = 0;
+    while got < b.len() {
+        // SAFETY: the pointer and length describe the unfilled rest of `b`.
+        let n = unsafe { nix::libc::getrandom(b[got..].as_mut_ptr().cast(), b.len() - got, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("getrandom: {e}"));
         }
+        got += n as usize;
     }
+    Ok(u64::from_ne_bytes(b))
 }
 
 fn scratch_name(pid: u32) -> String {
@@ -220,20 +280,23 @@ fn alive(pid: u32) -> bool {
 fn sweep_stale(points: &[PathBuf]) {
     let host = Path::new("/proc/self/mountinfo");
     if let Ok(info) = MountInfo::read_path(host, Vec::new()) {
-        let mut stale: Vec<PathBuf> = info
+        let mut stale: Vec<(PathBuf, u64)> = info
             .iter()
             .flatten()
             .filter(|m| {
                 let src = String::from_utf8_lossy(m.source.raw());
                 pid_of(&src).is_some_and(|p| !alive(p))
             })
-            .map(|m| m.mount_point_path())
+            .map(|m| (m.mount_point_path(), m.id))
             .collect();
         // Deepest first.
-        stale.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for at in stale {
+        stale.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (at, id) in stale {
             tracing::info!(PATH = %at.display(), ACTION = "probe-sweep", "removing a mount left by an earlier probe");
-            let _ = umount2(&at, MntFlags::MNT_DETACH);
+            // Only the mount the table named, reached with no symlink on the way.
+            if let Err(e) = fdmount::unmount_checked(&at, id, true) {
+                tracing::warn!(PATH = %at.display(), "probe sweep: {e}");
+            }
         }
     }
     for point in points {
@@ -254,17 +317,19 @@ fn sweep_stale(points: &[PathBuf]) {
 /// Unmounts whatever of this run is still on the host; says what it had to take away.
 fn sweep_own(run: &str) -> Option<String> {
     let info = MountInfo::read_path(Path::new("/proc/self/mountinfo"), Vec::new()).ok()?;
-    let left: Vec<PathBuf> = info
+    let left: Vec<(PathBuf, u64)> = info
         .iter()
         .flatten()
         .filter(|m| m.source.raw().starts_with(run.as_bytes()))
-        .map(|m| m.mount_point_path())
+        .map(|m| (m.mount_point_path(), m.id))
         .collect();
     if left.is_empty() {
         return None;
     }
-    for at in left.iter().rev() {
-        let _ = umount2(at, MntFlags::MNT_DETACH);
+    for (at, id) in left.iter().rev() {
+        if let Err(e) = fdmount::unmount_checked(at, *id, true) {
+            tracing::warn!(PATH = %at.display(), "probe sweep: {e}");
+        }
     }
     Some(format!(
         "{} probe mount(s) lingered on the host and were detached",
@@ -332,7 +397,15 @@ pub fn run(facts: &Facts, timeout: Duration) -> Vec<ProbeResult> {
     if targets.is_empty() {
         return out;
     }
-    let run = format!("{TAG}.{}.", std::process::id());
+    let run = match run_prefix("") {
+        Ok(r) => r,
+        Err(e) => {
+            for p in &facts.host.points {
+                all_fail(&mut out, &p.path, &e);
+            }
+            return out;
+        }
+    };
     let mut n = 0u32;
     for p in &facts.host.points {
         if !p.exists {
@@ -347,7 +420,7 @@ pub fn run(facts: &Facts, timeout: Duration) -> Vec<ProbeResult> {
             }
         };
         for t in &targets {
-            let mut r = probe_one(t, &p.path, &scratch.0, &run, &mut n, deadline);
+            let mut r = probe_one(t, &p.path, &scratch, &run, &mut n, deadline);
             if let Some(lingered) = sweep_own(&run) {
                 r.error = Some(r.error.map_or(lingered.clone(), |e| format!("{e}; {lingered}")));
             }
@@ -357,7 +430,14 @@ pub fn run(facts: &Facts, timeout: Duration) -> Vec<ProbeResult> {
     out
 }
 
-fn probe_one(t: &Target<'_>, point: &Path, scratch: &Path, run: &str, n: &mut u32, deadline: Instant) -> ProbeResult {
+fn probe_one(
+    t: &Target<'_>,
+    point: &Path,
+    scratch: &Scratch,
+    run: &str,
+    n: &mut u32,
+    deadline: Instant,
+) -> ProbeResult {
     let mut r = ProbeResult {
         subject: t.subject.to_string(),
         point: point.to_path_buf(),
@@ -387,9 +467,8 @@ fn probe_one(t: &Target<'_>, point: &Path, scratch: &Path, run: &str, n: &mut u3
 
     // Host to container: mounted here, looked for there.
     let t1 = tag();
-    match mount_tmpfs(&t1, scratch) {
-        Ok(()) => {
-            let held = HostMount(scratch.to_path_buf());
+    match host_mount(&t1, scratch) {
+        Ok(held) => {
             if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
                 std::thread::sleep(Duration::from_millis(ms));
             }
@@ -404,13 +483,13 @@ fn probe_one(t: &Target<'_>, point: &Path, scratch: &Path, run: &str, n: &mut u3
 
     // Container to host: mounted there, looked for here.
     let t2 = tag();
-    match agent.call(Cmd::Mount(t2.clone(), scratch.to_path_buf())) {
+    match agent.call(Cmd::Mount(t2.clone(), scratch.path.clone())) {
         Ok(_) => {
             match table_has(Path::new("/proc/self/mountinfo"), &t2) {
                 Ok(seen) => r.container_to_host = Some(seen),
                 Err(e) => errors.push(format!("container to host: {e}")),
             }
-            if let Err(e) = agent.call(Cmd::Umount(scratch.to_path_buf())) {
+            if let Err(e) = agent.call(Cmd::Umount(scratch.path.clone())) {
                 errors.push(format!("cleanup: {e}"));
             }
         }
@@ -447,15 +526,44 @@ pub fn containers(facts: &mut Facts, timeout: Duration) {
     let sources: Vec<PathBuf> = facts
         .containers
         .iter()
-        .flat_map(|c| c.volumes.iter().map(|v| v.volume.source.clone()))
+        .flat_map(|c| {
+            c.volumes
+                .iter()
+                .filter(|v| v.host_error.is_none())
+                .map(|v| v.volume.source.clone())
+        })
         .collect();
     sweep_stale(&sources);
-    let run = format!("{TAG}.{}.c", std::process::id());
+    let run = match run_prefix("c") {
+        Ok(r) => r,
+        Err(e) => {
+            for c in std::sync::Arc::make_mut(&mut facts.containers).iter_mut() {
+                for v in &mut c.volumes {
+                    v.probe = Some(VolumeProbe {
+                        host_to_container: None,
+                        container_to_host: None,
+                        error: Some(e.clone()),
+                    });
+                }
+            }
+            return;
+        }
+    };
     let mut n = 0u32;
     // The tracker's shared facts are copied here: a probed round is not a quiet one.
     for c in std::sync::Arc::make_mut(&mut facts.containers).iter_mut() {
         let Some(pid) = c.container.pid else { continue };
         for v in &mut c.volumes {
+            // A source whose filesystem did not answer is not touched again (a mkdir there
+            // would block without a bound).
+            if let Some(e) = &v.host_error {
+                v.probe = Some(VolumeProbe {
+                    host_to_container: None,
+                    container_to_host: None,
+                    error: Some(format!("not probed: {e}")),
+                });
+                continue;
+            }
             let mut r = volume_probe(pid, &v.volume, &run, &mut n, deadline);
             if let Some(lingered) = sweep_own(&run) {
                 r.error = Some(r.error.map_or(lingered.clone(), |e| format!("{e}; {lingered}")));
@@ -489,7 +597,7 @@ fn volume_probe(pid: u32, vol: &Volume, run: &str, n: &mut u32, deadline: Instan
             return r;
         }
     };
-    let name = scratch.0.file_name().map(PathBuf::from).unwrap_or_default();
+    let name = scratch.path.file_name().map(PathBuf::from).unwrap_or_default();
     let mut tag = || {
         *n += 1;
         format!("{run}{n}")
@@ -497,9 +605,8 @@ fn volume_probe(pid: u32, vol: &Volume, run: &str, n: &mut u32, deadline: Instan
     let mut errors = Vec::new();
     let theirs = PathBuf::from(format!("/proc/{pid}/mountinfo"));
     let t1 = tag();
-    match mount_tmpfs(&t1, &scratch.0) {
-        Ok(()) => {
-            let held = HostMount(scratch.0.clone());
+    match host_mount(&t1, &scratch) {
+        Ok(held) => {
             match table_has(&theirs, &t1) {
                 Ok(seen) => r.host_to_container = Some(seen),
                 Err(e) => errors.push(format!("host to container: {e}")),
@@ -545,8 +652,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_run_s_names_cannot_be_guessed() {
+        // Two runs of the same process: different names, 16 hex digits of nonce between the pid
+        // and the kind.
+        let (a, b) = (run_prefix("c").expect("getrandom"), run_prefix("c").expect("getrandom"));
+        assert_ne!(a, b);
+        let pid = std::process::id();
+        for r in [&a, &b] {
+            let nonce = r
+                .strip_prefix(&format!("mountprop-probe.{pid}."))
+                .and_then(|r| r.strip_suffix(".c"))
+                .unwrap_or_else(|| panic!("{r}"));
+            assert!(nonce.len() == 16 && nonce.chars().all(|c| c.is_ascii_hexdigit()), "{r}");
+        }
+    }
+
+    #[test]
     fn names_carry_the_pid() {
         assert_eq!(scratch_name(42), ".mountprop-probe.42");
+        let pid = std::process::id();
+        assert_eq!(pid_of("mountprop-probe.42.0123456789abcdef.c7"), Some(42));
+        let run = run_prefix("c").expect("getrandom");
+        assert_eq!(pid_of(&format!("{run}1")), Some(pid));
         assert_eq!(pid_of(".mountprop-probe.42"), Some(42));
         assert_eq!(pid_of("mountprop-probe.42.7"), Some(42));
         assert_eq!(pid_of("mountprop-probe.x.7"), None);

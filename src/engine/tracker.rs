@@ -32,7 +32,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use crate::engine::containers::{self, Bundle, Container, ContainerFacts, Loaded, Theirs, mtime, start_time};
 use crate::node::mountinfo::{MountInfo, MountSummary, Propagation};
-use crate::node::statmount;
+use crate::node::{bounded, statmount};
 
 /// What the tracker did in its last round: for the benchmark and the tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,19 @@ struct Tracked {
 struct Held {
     unique: Option<u64>,
     summary: Option<MountSummary>,
+    /// Why it could not be looked at (its filesystem does not answer).
+    error: Option<String>,
+    /// Its mount went away: the source is to be looked up again.
+    lost: bool,
+}
+
+impl Held {
+    fn fact(&self) -> Result<Option<MountSummary>, String> {
+        match &self.error {
+            Some(e) => Err(e.clone()),
+            None => Ok(self.summary.clone()),
+        }
+    }
 }
 
 /// What a watch descriptor watches.
@@ -571,14 +584,14 @@ impl Tracker {
             let all: Vec<PathBuf> = self.hosts.keys().cloned().chain(self.fresh.drain(..)).collect();
             let found = containers::host_mounts(&all, &self.host_table, false);
             for (s, m) in all.into_iter().zip(found) {
-                let old = self.hosts.insert(
-                    s,
-                    Held {
-                        unique: None,
-                        summary: m.clone(),
-                    },
-                );
-                if old.is_none_or(|o| o.summary != m) {
+                let held = Held {
+                    unique: None,
+                    error: m.as_ref().err().cloned(),
+                    summary: m.unwrap_or(None),
+                    lost: false,
+                };
+                let old = self.hosts.insert(s, held.clone());
+                if old.is_none_or(|o| o.summary != held.summary || o.error != held.error) {
                     self.changed = true;
                 }
             }
@@ -589,29 +602,57 @@ impl Tracker {
             self.holders_dirty = false;
             self.next_holder_check = now + HOLDER_CHECK;
             self.last.host_lookup = true;
-            for (s, h) in &mut self.hosts {
-                self.last.host_queries += 1;
-                if statmount::holder_id(s).ok() != h.unique {
+            // A source may sit on a filesystem that does not answer: looked up within a deadline.
+            let sources: Vec<PathBuf> = self
+                .hosts
+                .iter()
+                .filter(|(_, h)| h.error.is_none())
+                .map(|(s, _)| s.clone())
+                .collect();
+            let ids = bounded::each(&sources, bounded::DEADLINE, |s| statmount::holder_id(s).ok());
+            self.last.host_queries += sources.len();
+            for (s, id) in sources.into_iter().zip(ids) {
+                if let Some(h) = self.hosts.get_mut(&s)
+                    && id.as_ref().ok().copied().flatten() != h.unique
+                {
                     h.unique = None;
-                    moved.insert(s.clone());
+                    moved.insert(s);
                 }
             }
             self.fresh.extend(moved.iter().cloned());
         } else if self.holders_dirty {
-            self.retry_at = Some(self.retry_at.map_or(self.next_holder_check, |t| t.min(self.next_holder_check)));
+            self.retry_at = Some(
+                self.retry_at
+                    .map_or(self.next_holder_check, |t| t.min(self.next_holder_check)),
+            );
         }
-        for s in std::mem::take(&mut self.fresh) {
-            let held = match (statmount::mount_of(&s), statmount::describe(&s)) {
-                (Ok(st), Ok(m)) => Held {
+        let fresh = std::mem::take(&mut self.fresh);
+        let looked = bounded::each(&fresh, bounded::DEADLINE, |s| {
+            (statmount::mount_of(s).ok(), statmount::describe(s).ok())
+        });
+        self.last.host_queries += 2 * fresh.len();
+        for (s, l) in fresh.into_iter().zip(looked) {
+            let held = match l {
+                Ok((Some(st), Some(m))) => Held {
                     unique: Some(st.unique_id),
                     summary: Some(m),
+                    error: None,
+                    lost: false,
                 },
-                _ => Held {
+                // Kept as it is, with no id: not asked again until its mount changes.
+                Ok(_) => Held {
                     unique: None,
                     summary: None,
+                    error: None,
+                    lost: false,
+                },
+                Err(e) => Held {
+                    unique: None,
+                    summary: None,
+                    error: Some(e.to_string()),
+                    lost: false,
                 },
             };
-            self.last.host_queries += 2;
             self.hosts.insert(s, held);
             self.changed = true;
         }
@@ -640,6 +681,7 @@ impl Tracker {
                 _ => {
                     h.unique = None;
                     h.summary = None;
+                    h.lost = true;
                 }
             }
         }
@@ -647,7 +689,7 @@ impl Tracker {
         let lost: Vec<PathBuf> = self
             .hosts
             .iter()
-            .filter(|(_, h)| h.unique.is_none())
+            .filter(|(_, h)| h.lost)
             .map(|(s, _)| s.clone())
             .collect();
         if !lost.is_empty() {
@@ -742,7 +784,7 @@ impl Tracker {
                 .container
                 .volumes
                 .iter()
-                .map(|v| self.hosts.get(&v.source).and_then(|h| h.summary.clone()))
+                .map(|v| self.hosts.get(&v.source).map_or(Ok(None), Held::fact))
                 .collect();
             out.push(containers::facts_of(t.container.clone(), hosts, &t.theirs));
         }

@@ -3,6 +3,10 @@
 #[cfg(feature = "node")]
 pub mod atomicfile;
 #[cfg(feature = "node")]
+pub mod bounded;
+#[cfg(feature = "node")]
+pub mod fdmount;
+#[cfg(feature = "node")]
 pub mod image;
 pub mod mountinfo;
 #[cfg(feature = "node")]

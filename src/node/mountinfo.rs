@@ -22,6 +22,13 @@ pub enum MountInfoError {
         #[source]
         source: std::io::Error,
     },
+    /// Past a [`Cap`]: `mounts` counted to the end, or as far as counting goes (`counted` false).
+    #[error("mount table too large ({}{mounts} mounts) in {path}", if *counted { "" } else { "more than " })]
+    TooLarge {
+        path: PathBuf,
+        mounts: usize,
+        counted: bool,
+    },
     #[error("{path}: line {line}: {reason}: {text:?}")]
     Parse {
         path: PathBuf,
@@ -30,6 +37,32 @@ pub enum MountInfoError {
         /// The offending line, lossily decoded and cut to a readable length.
         text: String,
     },
+}
+
+/// Bounds on reading a mount table that someone else controls: a process with mount rights in
+/// its own namespace (a privileged container, or a user-namespaced one) can hold up to
+/// `fs.mount-max` (100,000 by default) mounts there, with paths as long as it likes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    pub bytes: usize,
+    pub lines: usize,
+}
+
+impl Cap {
+    /// A container's table, or the table of the namespace it was made from. Far above what
+    /// any pod has (a CSI node plugin that sees every pod's mounts has a few thousand), far
+    /// below what a hostile one can make.
+    pub const CONTAINER: Cap = Cap {
+        bytes: 8 << 20,
+        lines: 20_000,
+    };
+}
+
+/// Past a cap, the rest of a table is counted, not kept, this far at most.
+const COUNT_ON: u64 = 64 << 20;
+
+fn memchr_count(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
 }
 
 /// One mount table, held as the kernel wrote it.
@@ -61,6 +94,44 @@ impl MountInfo {
                 source,
             }),
         }
+    }
+
+    /// [`Self::read_path`] within `cap`: past it, [`MountInfoError::TooLarge`] with the number
+    /// of mounts, and never more than `cap.bytes` (plus what the allocator rounds up) held.
+    pub fn read_path_capped(path: &Path, mut buf: Vec<u8>, cap: Cap) -> Result<Self, MountInfoError> {
+        let err = |source| MountInfoError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        buf.clear();
+        let mut f = std::fs::File::open(path).map_err(err)?;
+        (&mut f).take(cap.bytes as u64 + 1).read_to_end(&mut buf).map_err(err)?;
+        let lines = memchr_count(&buf);
+        if buf.len() <= cap.bytes && lines <= cap.lines {
+            return Ok(Self::from_bytes(path, buf));
+        }
+        // Too large: count the rest in a small buffer, as far as COUNT_ON.
+        let mut mounts = lines;
+        let mut counted = buf.len() <= cap.bytes;
+        drop(buf);
+        if !counted {
+            // The line cut by the cap is counted by its newline, further on.
+            let mut chunk = [0u8; 64 << 10];
+            let mut rest = (&mut f).take(COUNT_ON);
+            loop {
+                let n = rest.read(&mut chunk).map_err(err)?;
+                if n == 0 {
+                    break;
+                }
+                mounts += memchr_count(&chunk[..n]);
+            }
+            counted = rest.limit() > 0;
+        }
+        Err(MountInfoError::TooLarge {
+            path: path.to_path_buf(),
+            mounts,
+            counted,
+        })
     }
 
     /// The id on the first line of a mountinfo file, read without reading the rest. Two tables
@@ -561,6 +632,40 @@ impl From<&Mount<'_>> for MountSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capped_read_names_the_number_of_mounts_past_the_cap() {
+        let path = std::env::temp_dir().join(format!("mountprop-capped.{}", std::process::id()));
+        let line = "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n";
+        std::fs::write(&path, line.repeat(50)).expect("write");
+        let cap = |bytes, lines| Cap { bytes, lines };
+        let ok = MountInfo::read_path_capped(&path, Vec::new(), cap(line.len() * 50, 50)).expect("within the cap");
+        assert_eq!(ok.validate().expect("valid"), 50);
+        // Past the line cap: counted to the end.
+        let Err(e) = MountInfo::read_path_capped(&path, Vec::new(), cap(1 << 20, 49)) else {
+            panic!("too many lines, read anyway")
+        };
+        assert_eq!(
+            e.to_string(),
+            format!("mount table too large (50 mounts) in {}", path.display())
+        );
+        // Past the byte cap, in the middle of a line: the rest counted, the cut line once.
+        let Err(e) = MountInfo::read_path_capped(&path, Vec::new(), cap(line.len() * 10 + 7, 1000)) else {
+            panic!("too long, read anyway")
+        };
+        assert!(
+            matches!(
+                e,
+                MountInfoError::TooLarge {
+                    mounts: 50,
+                    counted: true,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
 
     fn table(text: &str) -> MountInfo {
         MountInfo::from_bytes("test", text.as_bytes().to_vec())

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -437,29 +436,6 @@ pub struct ContainerFacts {
     pub volumes: Vec<VolumeFacts>,
     /// Why its mounts could not be read.
     pub error: Option<String>,
-}
-
-/// The containers of the node, observed: what [`crate::engine::observe::observe`] calls. The host's
-/// table is the one the host's facts came from.
-pub fn observe_node(own_namespace: Option<bool>) -> (Arc<Vec<ContainerFacts>>, Vec<String>) {
-    // The daemon tracks containers as they come and go; one-shot commands read them all.
-    if let Some(t) = crate::engine::tracker::lock().as_mut() {
-        return t.observe(own_namespace);
-    }
-    // In a namespace of its own (NPD's container with hostPID), the host's files through PID 1.
-    let root = if own_namespace == Some(true) {
-        Path::new("/proc/1/root")
-    } else {
-        Path::new("/")
-    };
-    let (found, errors) = discover(root);
-    let table = if own_namespace == Some(true) {
-        Path::new("/proc/1/mountinfo")
-    } else {
-        Path::new("/proc/self/mountinfo")
-    };
-    let fast = own_namespace == Some(false) && statmount::available();
-    (Arc::new(observe(found, table, fast)), errors)
 }
 
 /// What a container's own mount table says about its volumes, read once.

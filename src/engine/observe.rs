@@ -2,11 +2,13 @@
 //! that [`crate::engine::plan`] can judge without touching anything.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, PathRule};
-use crate::engine::dropin;
+use crate::engine::containers::{self, ContainerFacts};
+use crate::engine::{dropin, tracker};
 use crate::node::atomicfile::{Dir, Entry, FileError};
 use crate::node::mountinfo::{self, MountInfo, MountInfoError, MountSummary};
 use crate::node::namespacing;
@@ -203,7 +205,7 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         buf = b;
         units.push(u);
     }
-    let (containers, container_errors) = crate::engine::containers::observe_node(host.own_namespace);
+    let (containers, container_errors) = containers_of_node(host.own_namespace);
     let kubelet = match kubelet_props {
         Some(p) if p.load_state == "loaded" => Some(KubeletFacts {
             name: cfg.kubelet_unit.clone(),
@@ -383,6 +385,29 @@ fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(Hos
         points,
     };
     Ok((host, buf))
+}
+
+/// The containers of the node, observed. The host's table is the one the host's facts came from.
+/// Here rather than in `containers`, which the tracker builds on.
+fn containers_of_node(own_namespace: Option<bool>) -> (Arc<Vec<ContainerFacts>>, Vec<String>) {
+    // The daemon tracks containers as they come and go; one-shot commands read them all.
+    if let Some(t) = tracker::lock().as_mut() {
+        return t.observe(own_namespace);
+    }
+    // In a namespace of its own (NPD's container with hostPID), the host's files through PID 1.
+    let root = if own_namespace == Some(true) {
+        Path::new("/proc/1/root")
+    } else {
+        Path::new("/")
+    };
+    let (found, errors) = containers::discover(root);
+    let table = if own_namespace == Some(true) {
+        Path::new("/proc/1/mountinfo")
+    } else {
+        Path::new("/proc/self/mountinfo")
+    };
+    let fast = own_namespace == Some(false) && statmount::available();
+    (Arc::new(containers::observe(found, table, fast)), errors)
 }
 
 /// systemd's `Virtualization` names VMs and containers alike; only containers matter here.

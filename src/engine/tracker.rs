@@ -722,7 +722,7 @@ impl Tracker {
     }
 
     /// A round: what changed is read, everything else is remembered; then the facts of every
-    /// tracked container, as [`containers::observe_node`] gives them.
+    /// tracked container, as the observer asks for them.
     pub fn observe(&mut self, own_namespace: Option<bool>) -> (Arc<Vec<ContainerFacts>>, Vec<String>) {
         if own_namespace != self.own_namespace {
             *self = Tracker::new(own_namespace, self.rejudge);

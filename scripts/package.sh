@@ -11,7 +11,7 @@
 # SOURCE_DATE_EPOCH (default: the last commit), so the same binary gives byte-identical packages.
 # The binaries: cargo's release builds for x86_64- and aarch64-unknown-linux-musl, without their
 # .comment section, staged as target/dist/<arch>/mountprop. Both formats also carry the man pages
-# (man/, made by tests/manpages.rs), the shell completions (`mountprop completions SHELL`) and
+# (man/, made by tests/manpages.rs), the shell completions (packaging/completions/, made by tests/manpages.rs) and
 # the changelog (made from CHANGELOG.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,11 +96,8 @@ stage_docs() {
   for page in man/mountprop.8 man/mountprop.toml.5; do
     gzip -9n < "$page" > "$d/$(basename "$page").gz"
   done
-  # Made by the x86_64 binary, this machine's; the clap definitions are the same on every arch.
-  local bin=target/dist/x86_64/mountprop
-  "$bin" completions bash > "$d/mountprop.bash"
-  "$bin" completions zsh > "$d/_mountprop"
-  "$bin" completions fish > "$d/mountprop.fish"
+  # Generated from the clap definitions by tests/manpages.rs and committed, like the man pages.
+  cp packaging/completions/mountprop.bash packaging/completions/_mountprop packaging/completions/mountprop.fish "$d/"
   changelog_debian | gzip -9n > "$d/changelog.Debian.gz"
 }
 

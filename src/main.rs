@@ -13,7 +13,7 @@ use mountprop::config::{self, Config};
 use mountprop::engine;
 use mountprop::node::systemd::Systemd;
 
-use mountprop::cli::args::{Cli, Command, ConfigCommand, Output, Shell};
+use mountprop::cli::args::{Cli, Command, ConfigCommand, Output};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -53,16 +53,6 @@ fn run(cli: Cli) -> u8 {
             }
         }
         Command::Daemon => mountprop::daemon::run(cli.config),
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            let shell = match shell {
-                Shell::Bash => clap_complete::Shell::Bash,
-                Shell::Zsh => clap_complete::Shell::Zsh,
-                Shell::Fish => clap_complete::Shell::Fish,
-            };
-            clap_complete::generate(shell, &mut Cli::command(), "mountprop", &mut std::io::stdout());
-            0
-        }
         Command::Status(out) => {
             let path = mountprop::daemon::state::state_path();
             match mountprop::daemon::state::State::read(&path) {

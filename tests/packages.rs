@@ -630,15 +630,23 @@ fn the_copyright_file_is_machine_readable() {
     assert!(text.contains("\nLicense: MIT\n Permission is hereby granted"), "{text}");
 }
 
-/// Both formats carry the completions `mountprop completions SHELL` prints.
+/// Both formats carry the completions committed in packaging/completions/.
 #[test]
 fn the_completions_are_in_both_packages() {
     if !packages("completions") {
         return;
     }
-    let bin = sandbox::BIN;
-    for shell in ["bash", "zsh", "fish"] {
-        let want = run(bin, &["completions", shell]);
+    for (shell, file) in [
+        ("bash", "mountprop.bash"),
+        ("zsh", "_mountprop"),
+        ("fish", "mountprop.fish"),
+    ] {
+        let want = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("packaging/completions")
+                .join(file),
+        )
+        .unwrap();
         let (deb_path, rpm_path) = match shell {
             "bash" => (
                 "./usr/share/bash-completion/completions/mountprop",
@@ -658,14 +666,14 @@ fn the_completions_are_in_both_packages() {
                 "dpkg-deb --fsys-tarfile {} | tar -xO {deb_path}",
                 deb_of(debarch).display()
             ));
-            assert!(got == want.as_bytes(), "{shell} completion in the {debarch} .deb");
+            assert!(got == want, "{shell} completion in the {debarch} .deb");
         }
         for (r, _, _) in rpms() {
             let got = sh_bytes(&format!(
                 "rpm2cpio {} | cpio -i --quiet --to-stdout {rpm_path}",
                 r.display()
             ));
-            assert!(got == want.as_bytes(), "{shell} completion in {}", r.display());
+            assert!(got == want, "{shell} completion in {}", r.display());
         }
     }
 }

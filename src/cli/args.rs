@@ -66,21 +66,6 @@ pub enum Command {
     /// Validate or print the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Print a completion script for SHELL (bash, zsh or fish) on stdout; the packages install
-    /// them where each shell looks
-    Completions {
-        /// The shell to complete for
-        #[arg(value_enum)]
-        shell: Shell,
-    },
-}
-
-/// The shells completions are made for.
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
 }
 
 #[derive(Args)]

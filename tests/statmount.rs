@@ -130,3 +130,85 @@ fn the_fast_path_agrees_with_mountinfo_on_tricky_tables() {
     assert_eq!(get("/mnt/link").0, "agree-priv");
     assert!(get("/mnt").1.shared.is_some());
 }
+
+/// The table listmount/statmount build for another process's namespace (what the container
+/// check reads where it can) is the one `/proc/<pid>/mountinfo` gives, mount by mount: ids,
+/// parents, mount points (a space in one included), types and propagation, and the same mount
+/// governs each path. The process is a shell in a mount namespace of its own (unshare(1)), its
+/// mounts under the test's own directory.
+#[test]
+fn another_namespace_listed_is_its_mountinfo() {
+    if !nix::unistd::geteuid().is_root() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIP listmount agreement: needs root (a mount namespace) ***\n"
+        );
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("listmount");
+    let _ = std::fs::create_dir_all(&dir);
+    let d = dir.display();
+    let script = format!(
+        "set -e; mount -t tmpfs lm-base {d}; mount --make-shared {d}; \
+         mkdir -p '{d}/src' '{d}/slave' '{d}/a b' {d}/stack {d}/unb; \
+         mount --bind {d}/src {d}/slave; mount --make-slave {d}/slave; \
+         mount -t tmpfs lm-space '{d}/a b'; mount -t tmpfs lm-s1 {d}/stack; mount -t tmpfs lm-s2 {d}/stack; \
+         mount -t tmpfs lm-unb {d}/unb; mount --make-unbindable {d}/unb; echo ready; exec sleep 60"
+    );
+    let mut child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("unshare(1)");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the layout was not built");
+    let pid = child.id();
+    let listed = statmount::namespace_table(pid, 20_000, Vec::new());
+    let table = MountInfo::read_pid(Some(pid)).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let listed = match listed {
+        Ok(Some(b)) => MountInfo::from_bytes("listed", b),
+        Ok(None) => panic!("more than 20,000 mounts listed"),
+        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOSYS | nix::libc::EINVAL)) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIP listmount agreement: no listmount with mnt_ns_id on this kernel ({e}) ***\n"
+            );
+            assert!(std::env::var_os("MOUNTPROP_REQUIRE_STATMOUNT").is_none());
+            return;
+        }
+        Err(e) => panic!("listmount/statmount of pid {pid}: {e}"),
+    };
+    let key = |t: &MountInfo| {
+        let mut v: Vec<(u64, u64, MountSummary)> = t
+            .iter()
+            .map(|m| {
+                let m = m.unwrap();
+                (m.id, m.parent_id, MountSummary::from(&m))
+            })
+            .collect();
+        v.sort_by_key(|m| m.0);
+        v
+    };
+    let (a, b) = (key(&listed), key(&table));
+    assert_eq!(a.len(), b.len(), "listed {} mounts, mountinfo {}", a.len(), b.len());
+    assert_eq!(a, b);
+    let paths = ["/", "src", "slave", "a b", "a b/deeper", "stack", "unb"].map(|p| dir.join(p));
+    let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    let ids = |t: &MountInfo| -> Vec<Option<u64>> {
+        t.governing_many(&refs)
+            .unwrap()
+            .iter()
+            .map(|m| m.as_ref().map(|m| m.id))
+            .collect()
+    };
+    assert_eq!(ids(&listed), ids(&table));
+    // The layout is what it claims to be: a space survives, the top of the stack wins.
+    let by_point = |t: &MountInfo, p: &str| t.governing(&dir.join(p)).unwrap().unwrap().source.to_string();
+    assert_eq!(by_point(&table, "a b"), "lm-space");
+    assert_eq!(by_point(&table, "stack"), "lm-s2");
+    assert!(b.iter().any(|m| m.2.propagation.master.is_some()));
+    assert!(b.iter().any(|m| m.2.propagation.unbindable));
+}

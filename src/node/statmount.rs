@@ -14,13 +14,21 @@ use nix::libc;
 
 use crate::node::mountinfo::{MountSummary, Propagation};
 
+// The same numbers on x86_64 and aarch64 (syscalls added since 4.x share one table).
 const SYS_STATMOUNT: libc::c_long = 457;
+const SYS_LISTMOUNT: libc::c_long = 458;
 const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 const STATMOUNT_MNT_BASIC: u64 = 0x2;
 const STATMOUNT_PROPAGATE_FROM: u64 = 0x4;
 const STATMOUNT_MNT_POINT: u64 = 0x10;
 const STATMOUNT_FS_TYPE: u64 = 0x20;
 const MNT_ID_REQ_SIZE_VER0: u32 = 24;
+/// With `mnt_ns_id` (Linux >= 6.11): the mounts of another namespace.
+const MNT_ID_REQ_SIZE_VER1: u32 = 32;
+/// listmount's "the namespace's root mount" (`LSMT_ROOT`).
+const LSMT_ROOT: u64 = u64::MAX;
+/// `NS_GET_MNTNS_ID`, `_IOR(0xb7, 0x5, __u64)`: a mount namespace's 64-bit id.
+const NS_GET_MNTNS_ID: libc::c_ulong = 0x8008_b705;
 const MS_SHARED: u64 = 1 << 20;
 const MS_SLAVE: u64 = 1 << 19;
 const MS_UNBINDABLE: u64 = 1 << 17;
@@ -31,6 +39,15 @@ struct MntIdReq {
     spare: u32,
     mnt_id: u64,
     param: u64,
+}
+
+#[repr(C)]
+struct MntIdReqNs {
+    size: u32,
+    spare: u32,
+    mnt_id: u64,
+    param: u64,
+    mnt_ns_id: u64,
 }
 
 /// `struct statmount` up to the strings (include/uapi/linux/mount.h).
@@ -220,6 +237,128 @@ pub fn describe(path: &Path) -> io::Result<MountSummary> {
         fstype: String::from_utf8_lossy(fstype).into_owned(),
         propagation: propagation(&a.head),
     })
+}
+
+/// The mount table of `pid`'s namespace, from `listmount(2)` and one `statmount(2)` per mount
+/// (Linux >= 6.11), written as `/proc/<pid>/mountinfo` lines into `buf` for the one parser
+/// mountinfo tables have: ids, parent, root `/`, mount point, propagation and filesystem type
+/// (device, options and source are left out: nothing here reads them). The kernel does not
+/// format every mount's options for it, which is most of what reading mountinfo costs.
+///
+/// Opening `/proc/<pid>/ns/mnt` needs ptrace read access: the shipped unit's daemon, with
+/// CAP_SYS_ADMIN only, has it for containers whose capabilities are a subset of its own, not
+/// for the rest (EACCES/EPERM). Callers fall back to mountinfo on any error, and on
+/// `Ok(None)`: more than `max_mounts` mounts (the capped mountinfo read then counts them).
+pub fn namespace_table(pid: u32, max_mounts: usize, mut buf: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
+    let mut ns_id: u64 = 0;
+    // SAFETY: the ioctl writes one u64 into ns_id.
+    if unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_MNTNS_ID as libc::Ioctl, &mut ns_id as *mut u64) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    drop(ns);
+    // Every id, in batches: a call lists the ids after `mnt_id`.
+    let mut ids: Vec<u64> = Vec::new();
+    let mut batch = [0u64; 512];
+    let mut after = 0u64;
+    loop {
+        let req = MntIdReqNs {
+            size: MNT_ID_REQ_SIZE_VER1,
+            spare: 0,
+            mnt_id: LSMT_ROOT,
+            param: after,
+            mnt_ns_id: ns_id,
+        };
+        // SAFETY: the kernel writes at most batch.len() ids into batch.
+        let n = unsafe {
+            libc::syscall(
+                SYS_LISTMOUNT,
+                &req as *const MntIdReqNs,
+                batch.as_mut_ptr(),
+                batch.len(),
+                0u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let got = &batch[..n as usize];
+        ids.extend_from_slice(got);
+        if ids.len() > max_mounts {
+            return Ok(None);
+        }
+        match got.last() {
+            Some(&last) if got.len() == batch.len() => after = last,
+            _ => break,
+        }
+    }
+    buf.clear();
+    // SAFETY: all-zero is a valid Answer.
+    let mut a: Box<Answer> = Box::new(unsafe { std::mem::zeroed() });
+    for id in ids {
+        let req = MntIdReqNs {
+            size: MNT_ID_REQ_SIZE_VER1,
+            spare: 0,
+            mnt_id: id,
+            param: STATMOUNT_MNT_BASIC | STATMOUNT_PROPAGATE_FROM | STATMOUNT_MNT_POINT | STATMOUNT_FS_TYPE,
+            mnt_ns_id: ns_id,
+        };
+        // SAFETY: the kernel writes at most size_of::<Answer>() bytes into `a`.
+        let r = unsafe {
+            libc::syscall(
+                SYS_STATMOUNT,
+                &req as *const MntIdReqNs,
+                &mut *a as *mut Answer,
+                std::mem::size_of::<Answer>(),
+                0u32,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            // Unmounted between the two calls: it is simply no longer in the table.
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                continue;
+            }
+            return Err(e);
+        }
+        checked(&a.head)?;
+        let missing = || io::Error::from_raw_os_error(libc::EOPNOTSUPP);
+        let point = a.string(STATMOUNT_MNT_POINT, a.head.mnt_point).ok_or_else(missing)?;
+        let fstype = a.string(STATMOUNT_FS_TYPE, a.head.fs_type).ok_or_else(missing)?;
+        let h = &a.head;
+        write!(buf, "{} {} 0:0 / ", h.mnt_id_old, h.mnt_parent_id_old)?;
+        escape_into(&mut buf, point);
+        buf.extend_from_slice(b" rw");
+        let p = propagation(h);
+        if let Some(g) = p.shared {
+            write!(buf, " shared:{g}")?;
+        }
+        if let Some(m) = p.master {
+            write!(buf, " master:{m}")?;
+        }
+        if let Some(f) = p.propagate_from {
+            write!(buf, " propagate_from:{f}")?;
+        }
+        if p.unbindable {
+            buf.extend_from_slice(b" unbindable");
+        }
+        buf.extend_from_slice(b" - ");
+        escape_into(&mut buf, fstype);
+        buf.extend_from_slice(b" none rw\n");
+    }
+    Ok(Some(buf))
+}
+
+/// A path as mountinfo writes it: space, tab, newline and backslash as octal escapes.
+fn escape_into(out: &mut Vec<u8>, raw: &[u8]) {
+    for &b in raw {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\\' => out.extend_from_slice(format!("\\{b:03o}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
 }
 
 /// Whether statx + statmount work here (kernel and seccomp allowing); asked once.

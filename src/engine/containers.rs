@@ -454,35 +454,11 @@ pub struct Theirs {
 /// Reads `c`'s mount table. `None` when its pid now names a process in the host's namespace
 /// (`host_first`): a stale pid file (pid reuse), not a container, since a container always has
 /// a mount namespace of its own.
-///
-/// With `fast`, the table comes from listmount/statmount ([`statmount::namespace_table`]) where
-/// the kernel and the daemon's rights allow, else from `/proc/<pid>/mountinfo`; either way it is
-/// capped ([`Cap::CONTAINER`]).
-pub fn read_theirs(c: &Container, host_first: Option<u64>, fast: bool, buf: &mut Vec<u8>) -> Option<Theirs> {
-    let pid = c.pid.unwrap_or(0);
-    let table = PathBuf::from(format!("/proc/{pid}/mountinfo"));
-    let listed = if fast {
-        statmount::namespace_table(pid, Cap::CONTAINER.lines, std::mem::take(buf))
-            .ok()
-            .flatten()
-            .map(|b| MountInfo::from_bytes(&table, b))
-    } else {
-        None
-    };
-    let from_list = listed.is_some();
-    let read = match listed {
-        Some(info) => Ok(info),
-        None => MountInfo::read_path_capped(&table, std::mem::take(buf), Cap::CONTAINER),
-    };
-    match read {
+pub fn read_theirs(c: &Container, host_first: Option<u64>, buf: &mut Vec<u8>) -> Option<Theirs> {
+    let table = PathBuf::from(format!("/proc/{}/mountinfo", c.pid.unwrap_or(0)));
+    match MountInfo::read_path_capped(&table, std::mem::take(buf), Cap::CONTAINER) {
         Ok(info) => {
-            // The namespace's identity as the mountinfo path gives it, whichever way the table
-            // came: its first line only (listmount's order is another).
-            let first = if from_list {
-                MountInfo::first_mount_id(&table).ok().flatten()
-            } else {
-                info.iter().next().and_then(Result::ok).map(|m| m.id)
-            };
+            let first = info.iter().next().and_then(Result::ok).map(|m| m.id);
             if host_first.is_some() && first == host_first {
                 *buf = info.into_buffer();
                 return None;
@@ -560,7 +536,7 @@ pub fn observe(containers: Vec<Container>, host_table: &Path, fast: bool) -> Vec
         .into_iter()
         .filter_map(|c| {
             let hosts: Vec<Result<Option<MountSummary>, String>> = host.by_ref().take(c.volumes.len()).collect();
-            let theirs = read_theirs(&c, host_first, fast, &mut buf)?;
+            let theirs = read_theirs(&c, host_first, &mut buf)?;
             for g in &theirs.groups {
                 if let Some(id) = g.propagation.shared {
                     groups.entry(id).or_insert_with(|| g.clone());

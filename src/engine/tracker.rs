@@ -490,7 +490,7 @@ impl Tracker {
         self.last.tables_read += 1;
         let theirs = pinned
             .as_ref()
-            .and_then(|_| containers::read_theirs(&c, self.host_first, self.fast, buf));
+            .and_then(|_| containers::read_theirs(&c, self.host_first, buf));
         let (Some((start, pidfd)), Some(theirs)) = (pinned, theirs) else {
             // Gone meanwhile, or still in the host's namespace (a runtime that wrote the pid
             // file before the process entered its own, or a pid reused by a host process):
@@ -535,7 +535,7 @@ impl Tracker {
             let pid = t.container.pid.unwrap_or(0);
             let same = start_time(pid) == Some(t.start);
             let theirs = same
-                .then(|| containers::read_theirs(&t.container, self.host_first, self.fast, buf))
+                .then(|| containers::read_theirs(&t.container, self.host_first, buf))
                 .flatten();
             self.last.tables_read += 1;
             match theirs {

@@ -240,15 +240,20 @@ pub fn describe(path: &Path) -> io::Result<MountSummary> {
 }
 
 /// The mount table of `pid`'s namespace, from `listmount(2)` and one `statmount(2)` per mount
-/// (Linux >= 6.11), written as `/proc/<pid>/mountinfo` lines into `buf` for the one parser
-/// mountinfo tables have: ids, parent, root `/`, mount point, propagation and filesystem type
-/// (device, options and source are left out: nothing here reads them). The kernel does not
-/// format every mount's options for it, which is most of what reading mountinfo costs.
+/// (Linux >= 6.11), written as `/proc/<pid>/mountinfo` lines into `buf` so that the one parser
+/// reads it: ids, parent, root `/`, mount point, propagation and filesystem type (device,
+/// options and source are left out).
 ///
-/// Opening `/proc/<pid>/ns/mnt` needs ptrace read access: the shipped unit's daemon, with
-/// CAP_SYS_ADMIN only, has it for containers whose capabilities are a subset of its own, not
-/// for the rest (EACCES/EPERM). Callers fall back to mountinfo on any error, and on
-/// `Ok(None)`: more than `max_mounts` mounts (the capped mountinfo read then counts them).
+/// Not used by the checks, which read `/proc/<pid>/mountinfo`: measured on 500 containers of
+/// about 40 mounts each, this way took 1.7 times as long (BENCHMARKS.md, section 6), and it
+/// needs ptrace read access to the process (to open `/proc/<pid>/ns/mnt`), which the shipped
+/// unit's daemon lacks for most containers. Kept so that the benchmark measures both on each
+/// new kernel. `propagate_from` is not asked for: for another namespace the kernel looks for
+/// the dominating peer under the caller's root, where that namespace's mounts never are, so it
+/// answers nothing after walking every peer of the group (asked for, it made this way 9 times
+/// as slow as mountinfo on that bench).
+///
+/// `Ok(None)`: more than `max_mounts` mounts.
 pub fn namespace_table(pid: u32, max_mounts: usize, mut buf: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
     use std::io::Write;
     use std::os::fd::AsRawFd;
@@ -302,7 +307,7 @@ pub fn namespace_table(pid: u32, max_mounts: usize, mut buf: Vec<u8>) -> io::Res
             size: MNT_ID_REQ_SIZE_VER1,
             spare: 0,
             mnt_id: id,
-            param: STATMOUNT_MNT_BASIC | STATMOUNT_PROPAGATE_FROM | STATMOUNT_MNT_POINT | STATMOUNT_FS_TYPE,
+            param: STATMOUNT_MNT_BASIC | STATMOUNT_MNT_POINT | STATMOUNT_FS_TYPE,
             mnt_ns_id: ns_id,
         };
         // SAFETY: the kernel writes at most size_of::<Answer>() bytes into `a`.

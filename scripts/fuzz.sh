@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers that read text mountprop does not control, with cargo fuzz (libFuzzer,
-# AddressSanitizer): /proc/*/mountinfo, the config file, and unit files and drop-ins (--root).
+# AddressSanitizer): /proc/*/mountinfo, the config file, unit files and drop-ins (--root), and
+# what container runtimes leave on disk (OCI config.json, Docker config.v2.json, pid files).
 #   scripts/fuzz.sh [SECONDS]    each target for SECONDS (default 60); the tests run 20
 # Seeds are in fuzz/seeds/<target>; the growing corpus in target/fuzz-corpus/<target>; a crash
 # is saved under fuzz/artifacts/<target>/ and the run fails.
@@ -10,7 +11,7 @@ secs=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install --locked --quiet cargo-fuzz@0.13.2
 # cargo fuzz passes -Z flags (the sanitizer); the one toolchain here is stable.
 export RUSTC_BOOTSTRAP=1
-for t in mountinfo config unitfile; do
+for t in mountinfo config unitfile ocispec; do
   corpus=target/fuzz-corpus/$t
   mkdir -p "$corpus"
   cp -n fuzz/seeds/$t/* "$corpus"/

@@ -441,3 +441,127 @@ fn a_volume_on_a_filesystem_that_does_not_answer_is_not_judged() {
     drop(node);
     assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
 }
+
+/// The racer: a process with write access to a volume's source (a pod's hostPath, from the host
+/// side), driven by inotify on that directory. Each time a `.mountprop-probe*` entry appears it
+/// renames it away and puts in its place a symlink to a host path it aims at, alternately an
+/// empty directory and one holding a mount. It counts its attempts and the swaps it won.
+const RACER: &str = r#"
+import ctypes, os, struct, sys
+watched, targets, log = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init1(0)
+IN_CREATE, IN_MOVED_TO = 0x100, 0x80
+if fd < 0 or libc.inotify_add_watch(fd, watched.encode(), IN_CREATE | IN_MOVED_TO) < 0:
+    raise OSError(ctypes.get_errno(), "inotify", watched)
+tries = wins = 0
+with open(log + ".ready", "w"):
+    pass
+while True:
+    buf = os.read(fd, 65536)
+    off = 0
+    while off < len(buf):
+        _, mask, _, n = struct.unpack_from("iIII", buf, off)
+        name = buf[off + 16 : off + 16 + n].rstrip(b"\0").decode(errors="replace")
+        off += 16 + n
+        if not name.startswith(".mountprop-probe") or name.endswith(".moved"):
+            continue
+        p = os.path.join(watched, name)
+        tries += 1
+        try:
+            os.rename(p, p + ".%d.moved" % tries)
+            os.symlink(targets[tries % len(targets)], p)
+            wins += 1
+        except OSError:
+            pass
+        with open(log, "w") as f:
+            f.write("%d %d\n" % (tries, wins))
+"#;
+
+/// A pod that races the live probe with symlink swaps on its volume: the host paths it aims
+/// at never get a mount and never lose one, and each probe run ends with a verdict.
+#[test]
+fn a_racing_pod_cannot_steer_the_probe() {
+    let test = "a_racing_pod_cannot_steer_the_probe";
+    if !crinode::prerequisites(test) {
+        return;
+    }
+    crinode::remove_cgroups();
+    let Some(node) = boot(
+        "hostile4",
+        "mount --make-rshared / && mkdir -p /target-empty /target-mounted && mount -t tmpfs racer-kept /target-mounted",
+        "restart = \"never\"\n",
+        false,
+    ) else {
+        return;
+    };
+    let (_, _ctr) = node.start_pod("kube-system", "racer", "r", &[(LOGS, "/logs", H2C)]);
+    // The volume as a tenant's 0777 directory.
+    node.exec(&["chmod", "0777", LOGS]).ok();
+    node.sh(&format!(
+        "{} -c '{}' {LOGS} /target-empty,/target-mounted /run/racer.log > /run/racer.out 2>&1 &",
+        crinode::PY,
+        RACER.replace('\'', "'\\''")
+    ))
+    .ok();
+    wait_for("the racer", Duration::from_secs(10), || {
+        node.read("/run/racer.log.ready").is_some()
+    });
+    let mounts_at = |p: &str| -> Vec<String> {
+        node.read("/proc/1/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split(' ').nth(4) == Some(p))
+            .map(str::to_string)
+            .collect()
+    };
+    let kept = mounts_at("/target-mounted");
+    assert_eq!(kept.len(), 1, "the test bed: one mount at /target-mounted: {kept:?}");
+    let runs = 40;
+    let mut verdicts = 0;
+    for i in 0..runs {
+        let r = node.mountprop(&["probe", "--json"]);
+        if serde_json::from_str::<Value>(&r.stdout).is_ok() {
+            verdicts += 1;
+        } else {
+            eprintln!("probe run {i}: {r:#?}");
+        }
+        assert_eq!(
+            mounts_at("/target-empty"),
+            Vec::<String>::new(),
+            "run {i}: a mount appeared where the racer aimed"
+        );
+        assert_eq!(
+            mounts_at("/target-mounted"),
+            kept,
+            "run {i}: the racer's target lost its mount"
+        );
+    }
+    let score = node.read("/run/racer.log").unwrap_or_default();
+    let (tries, wins) = score
+        .split_once(' ')
+        .map(|(t, w)| {
+            (
+                t.trim().parse::<u32>().unwrap_or(0),
+                w.trim().parse::<u32>().unwrap_or(0),
+            )
+        })
+        .unwrap_or((0, 0));
+    eprintln!("{runs} probe runs, {verdicts} with a verdict; the racer tried {tries} times and swapped {wins}");
+    assert_eq!(verdicts, runs, "every probe run ends with a verdict");
+    assert!(
+        tries > 0,
+        "the racer never saw the probe's directory: the test proved nothing ({score:?})"
+    );
+    // Nothing of mountprop's is left mounted anywhere on the node.
+    let left: Vec<String> = node
+        .read("/proc/1/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("mountprop-probe"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    drop(node);
+    assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+}

@@ -11,6 +11,7 @@ pub mod image;
 pub mod mountinfo;
 #[cfg(feature = "node")]
 pub mod namespacing;
+pub mod ocispec;
 #[cfg(feature = "node")]
 pub mod ownfile;
 #[cfg(feature = "node")]

@@ -520,11 +520,20 @@ fn a_racing_pod_cannot_steer_the_probe() {
     let runs = 40;
     let mut verdicts = 0;
     for i in 0..runs {
+        let t = Instant::now();
         let r = node.mountprop(&["probe", "--json"]);
-        if serde_json::from_str::<Value>(&r.stdout).is_ok() {
-            verdicts += 1;
-        } else {
-            eprintln!("probe run {i}: {r:#?}");
+        match serde_json::from_str::<Value>(&r.stdout) {
+            Ok(v) => {
+                verdicts += 1;
+                if i == 0 {
+                    eprintln!(
+                        "probe run 0 took {:.2} s: {}",
+                        t.elapsed().as_secs_f64(),
+                        v.to_string().chars().take(4000).collect::<String>()
+                    );
+                }
+            }
+            Err(_) => eprintln!("probe run {i}: {r:#?}"),
         }
         assert_eq!(
             mounts_at("/target-empty"),

@@ -498,12 +498,17 @@ fn a_racing_pod_cannot_steer_the_probe() {
     let (_, _ctr) = node.start_pod("kube-system", "racer", "r", &[(LOGS, "/logs", H2C)]);
     // The volume as a tenant's 0777 directory.
     node.exec(&["chmod", "0777", LOGS]).ok();
-    node.sh(&format!(
-        "{} -c '{}' {LOGS} /target-empty,/target-mounted /run/racer.log > /run/racer.out 2>&1 &",
-        crinode::PY,
-        RACER.replace('\'', "'\\''")
-    ))
-    .ok();
+    let mut racer = node.spawn(
+        &[],
+        &[
+            crinode::PY,
+            "-c",
+            RACER,
+            LOGS,
+            "/target-empty,/target-mounted",
+            "/run/racer.log",
+        ],
+    );
     wait_for("the racer", Duration::from_secs(10), || {
         node.read("/run/racer.log.ready").is_some()
     });
@@ -557,6 +562,16 @@ fn a_racing_pod_cannot_steer_the_probe() {
         })
         .unwrap_or((0, 0));
     eprintln!("{runs} probe runs, {verdicts} with a verdict; the racer tried {tries} times and swapped {wins}");
+    if let Some(pid) = node
+        .sh("pgrep -f 'inotify_init1' | head -1")
+        .stdout
+        .split_whitespace()
+        .next()
+    {
+        let _ = node.exec(&["kill", pid]);
+    }
+    let _ = racer.kill();
+    let _ = racer.wait();
     assert_eq!(verdicts, runs, "every probe run ends with a verdict");
     assert!(
         tries > 0,

@@ -354,7 +354,9 @@ mod tests {
             RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
         )
         .expect_err("a symlink followed");
-        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        // ENOSYS where openat2 is not there: qemu-user's emulation (the arm64 test run) and
+        // seccomp filters that do not know it. The walk below stands in then, as in the daemon.
+        assert!(matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOSYS)), "{e}");
         // The walk that stands in for openat2 where it is not allowed refuses it too.
         let walked = |p: &Path| walk(libc::AT_FDCWD, p.as_os_str().as_bytes(), false);
         assert!(walked(&base.join("link")).is_err());

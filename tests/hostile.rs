@@ -447,7 +447,7 @@ fn a_volume_on_a_filesystem_that_does_not_answer_is_not_judged() {
 /// renames it away and puts in its place a symlink to a host path it aims at, alternately an
 /// empty directory and one holding a mount. It counts its attempts and the swaps it won.
 const RACER: &str = r#"
-import ctypes, os, struct, sys
+import ctypes, os, stat, struct, sys
 watched, targets, log = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
 libc = ctypes.CDLL(None, use_errno=True)
 fd = libc.inotify_init1(0)
@@ -467,6 +467,11 @@ while True:
         if not name.startswith(".mountprop-probe") or name.endswith(".moved"):
             continue
         p = os.path.join(watched, name)
+        try:
+            if not stat.S_ISDIR(os.lstat(p).st_mode):
+                continue  # its own symlink, or gone already
+        except OSError:
+            continue
         tries += 1
         try:
             os.rename(p, p + ".%d.moved" % tries)

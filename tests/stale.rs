@@ -339,6 +339,8 @@ fn stale_pods_after_a_flip_of_root() {
     assert_eq!(st["status"], "drift");
     let prom = node.read("/var/lib/node-exporter/mountprop.prom").unwrap_or_default();
     assert!(prom.lines().any(|l| l == "mountprop_containers_stale 2"), "{prom}");
+    // promtool lints a textfile with stale containers and drift too.
+    sandbox::scenario::promtool_check_metrics(&prom);
     let human = node.mountprop(&["status"]).stdout;
     assert!(
         human.contains("STALE CONTAINERS (2)") && !human.contains("default/web"),

@@ -9,6 +9,7 @@
 //! loop of either is caught.
 
 pub mod guard;
+pub mod labels;
 pub mod metrics;
 pub mod notify;
 pub mod ratelimit;
@@ -108,6 +109,7 @@ pub fn run(config_path: Option<PathBuf>) -> u8 {
         cfg: Mutex::new(Arc::new(cfg)),
         heartbeat: Mutex::new(now),
         stop: watch.stop_flag(),
+        labels_error: Mutex::new(None),
     });
     let mut d = Daemon {
         config_path,

@@ -88,6 +88,11 @@ fn default_mode() -> KubeMode {
 }
 
 impl State {
+    /// Every path and runtime unit as needed at the last check, and the check could run.
+    pub fn compliant(&self) -> bool {
+        self.error.is_none() && matches!(self.status, Status::Ok | Status::NotInstalled)
+    }
+
     pub fn new(config: String, interval_secs: u64) -> Self {
         let now = unix_now();
         Self {

@@ -281,6 +281,32 @@ impl State {
             && std::fs::read_to_string(format!("/proc/{}/comm", self.pid)).is_ok_and(|c| c.trim() == "mountprop")
     }
 
+    /// `mountprop status --alive`: the daemon runs and has checked (or tried to) within three
+    /// intervals; the node's state does not count. With why, in words.
+    pub fn alive(&self, now_unix: u64) -> (bool, String) {
+        if !self.daemon_alive() {
+            return (false, format!("mountprop daemon (pid {}) is not running", self.pid));
+        }
+        let Some(last) = self.last_check_unix else {
+            return (
+                false,
+                format!("mountprop daemon (pid {}) has not checked yet", self.pid),
+            );
+        };
+        let age = now_unix.saturating_sub(last);
+        let ok = age <= 3 * self.interval_secs.max(1);
+        let word = if ok { "alive" } else { "STUCK" };
+        (
+            ok,
+            format!(
+                "mountprop daemon (pid {}) {word}: last check {} ago, every {} s",
+                self.pid,
+                ago(age),
+                self.interval_secs
+            ),
+        )
+    }
+
     /// What `mountprop status` prints.
     pub fn human(&self) -> String {
         let now = unix_now();

@@ -155,6 +155,15 @@ fn the_image_as_a_hostpid_pod_fixes_the_host() {
     let host = node.mountprop(&["status", "--alive"]);
     assert_eq!(host.code, 0, "{host:#?}");
     assert!(host.stdout.contains(&format!("(pid {pid}) alive")), "{host:#?}");
+    // A second daemon on the same node (the package's, say) refuses to run beside it.
+    let second = node.mountprop(&["daemon"]);
+    assert_eq!(second.code, 2, "{second:#?}");
+    assert!(
+        second.stdout.contains(&format!(
+            "another mountprop daemon already runs on this node (pid {pid})"
+        )),
+        "{second:#?}"
+    );
     let log = node.read(pod["log"].as_str().expect("log path")).unwrap_or_default();
     eprintln!("the pod's log:\n{log}");
     assert!(log.contains("entered the host's mount namespace (PID 1's"), "{log}");

@@ -84,6 +84,14 @@ pub fn run(config_path: Option<PathBuf>) -> u8 {
             return 2;
         }
     };
+    let _single = match State::lock_single() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            notify::status(&e);
+            return 2;
+        }
+    };
     let watch = match Watch::new(&cfg.units) {
         Ok(w) => w,
         Err(e) => {

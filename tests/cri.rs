@@ -1,5 +1,7 @@
-//! The CRI as referee: Debian 12's real containerd (and runc) in the node, driven over its CRI
-//! socket as the kubelet drives it, for many node layouts. mountprop judges the modes at two
+//! The CRI as referee: a real containerd (and runc) in the node, driven over its CRI socket as
+//! the kubelet drives it, for many node layouts. Two tables, the same layouts: Debian 12's
+//! containerd 1.6 in a node of the host's own `/`, and containerd 2 (Debian unstable's, in a
+//! Debian 13 tree booted with its own systemd; see `crinode::Containerd`). mountprop judges the modes at two
 //! points, `/` (a hostPath volume may be anywhere) and the kubelet root (pod volumes), so each
 //! layout has a volume at each: a host path outside the kubelet root, held by `/`, and one
 //! under the kubelet root. For each layout, one pod with a container per point and propagation
@@ -20,7 +22,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crinode::{CGROUP_PARENT, CriNode, IMAGE, KUBELET, LABEL, PY, build, leftover_cgroups, remove_cgroups};
+use crinode::{CGROUP_PARENT, Containerd, CriNode, IMAGE, KUBELET, LABEL, PY, build, leftover_cgroups, remove_cgroups};
 use serde_json::Value;
 
 /// The points the modes are judged at, each with a volume's host path there: a hostPath outside
@@ -288,8 +290,9 @@ fn holding_mount(mountinfo: &str, path: &str) -> (String, String) {
     best.unwrap_or_else(|| panic!("no mount holds {path}"))
 }
 
-fn boot(test: &str, layout: &Layout, built: &Path) -> Option<CriNode> {
-    let mut setup = crinode::setup()
+fn boot(test: &str, containerd: Containerd, layout: &Layout, built: &Path) -> Option<CriNode> {
+    let mut setup = containerd
+        .setup()?
         .etc("mountprop/config.toml", "restart = \"always\"\n")
         .etc(
             "mountprop/h2c.toml",
@@ -298,7 +301,7 @@ fn boot(test: &str, layout: &Layout, built: &Path) -> Option<CriNode> {
     if let Some(d) = layout.dropin {
         setup = setup.file("containerd.service.d/10-layout.conf", d);
     }
-    let node = CriNode::boot(test, setup)?;
+    let node = CriNode::boot_with(test, containerd, setup)?;
     node.copy_client(built);
     let prepare = format!(
         "set -e; mkdir -p {KUBELET}; {}\nmkdir -p {} {}",
@@ -512,7 +515,16 @@ fn table(rows: &[Row]) -> String {
 
 #[test]
 fn cri_referee_table() {
-    let test = "cri_referee_table";
+    referee("cri_referee_table", "cri", Containerd::Host);
+}
+
+#[test]
+fn cri_referee_table_containerd2() {
+    referee("cri_referee_table_containerd2", "cri2-", Containerd::Two);
+}
+
+/// The table for one containerd; `prefix` names its sandboxes.
+fn referee(test: &str, prefix: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
@@ -525,7 +537,7 @@ fn cri_referee_table() {
     let mut runtime = String::new();
     let mut waited = std::time::Duration::ZERO;
     for (i, layout) in LAYOUTS.iter().enumerate() {
-        let Some(node) = boot(&format!("cri{i}"), layout, &built) else {
+        let Some(node) = boot(&format!("{prefix}{i}"), containerd, layout, &built) else {
             return;
         };
         waited += node.waited;

@@ -523,11 +523,17 @@ fn cri_referee_table_containerd2() {
     referee("cri_referee_table_containerd2", "cri2-", Containerd::Two);
 }
 
+/// One table at a time: both share the pods' cgroup parent in the host's hierarchies, which
+/// each cleans up and checks between layouts (the sandbox lock alone would let the other
+/// table's next node boot in between).
+static ONE_TABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The table for one containerd; `prefix` names its sandboxes.
 fn referee(test: &str, prefix: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
+    let _one = ONE_TABLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // A test process that was killed outright left its pods' (empty) cgroups behind.
     remove_cgroups();
     let start = Instant::now();

@@ -554,6 +554,10 @@ fn referee(test: &str, prefix: &str, containerd: Containerd) {
         waited += node.waited;
         if runtime.is_empty() {
             runtime = node.exec(&["containerd", "--version"]).ok().stdout.trim().to_string();
+            // "containerd <module> <version> [<package version>]": the table is the one it says.
+            let major = runtime.split_whitespace().nth(2).and_then(|v| v.split('.').next());
+            let want = if containerd == Containerd::Two { "2" } else { "1" };
+            assert_eq!(major, Some(want), "{test}: not the containerd it is for: {runtime}");
         }
         rows.push(measure(&node, layout.name));
         if let Some((name, action)) = layout.then {

@@ -8,7 +8,7 @@ mod sandbox;
 
 use std::time::{Duration, Instant};
 
-use crinode::{CriNode, KUBELET};
+use crinode::{Containerd, CriNode, KUBELET};
 use serde_json::Value;
 
 const H2C: &str = "PROPAGATION_HOST_TO_CONTAINER";
@@ -85,12 +85,16 @@ fn prop(node: &CriNode, pid: &str, point: &str) -> String {
 /// A containerd node, `prepare` run before containerd starts; `daemon`: the shipped
 /// mountprop.service installed (not started).
 fn boot(test: &str, prepare: &str, config: &str, daemon: bool) -> Option<CriNode> {
+    boot_with(test, Containerd::Host, prepare, config, daemon)
+}
+
+fn boot_with(test: &str, containerd: Containerd, prepare: &str, config: &str, daemon: bool) -> Option<CriNode> {
     let built = crinode::build();
-    let mut setup = crinode::setup().etc("mountprop/config.toml", config);
+    let mut setup = containerd.setup()?.etc("mountprop/config.toml", config);
     if daemon {
         setup = setup.file("mountprop.service", &daemon_unit());
     }
-    let node = CriNode::boot(test, setup)?;
+    let node = CriNode::boot_with(test, containerd, setup)?;
     node.copy_client(&built);
     node.sh(&format!("set -e; mkdir -p {KUBELET} {LOGS} {DATA} {WEB}; {prepare}"))
         .ok();
@@ -105,14 +109,28 @@ fn boot(test: &str, prepare: &str, config: &str, daemon: bool) -> Option<CriNode
 /// pod is recreated, it is gone from the list.
 #[test]
 fn stale_pods_started_on_a_broken_node() {
-    let test = "stale_pods_started_on_a_broken_node";
+    started_on_a_broken_node("stale_pods_started_on_a_broken_node", "stale1", Containerd::Host);
+}
+
+/// The same with containerd 2 (its tasks' state and specs, as mountprop reads them).
+#[test]
+fn stale_pods_started_on_a_broken_node_containerd2() {
+    started_on_a_broken_node(
+        "stale_pods_started_on_a_broken_node_containerd2",
+        "stale1-2",
+        Containerd::Two,
+    );
+}
+
+fn started_on_a_broken_node(test: &str, sandbox: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
     crinode::remove_cgroups();
     let start = Instant::now();
-    let Some(node) = boot(
-        "stale1",
+    let Some(node) = boot_with(
+        sandbox,
+        containerd,
         "mount --make-rshared / && mount --bind /var/lib/kubelet /var/lib/kubelet && mount --make-slave /var/lib/kubelet",
         "restart = \"always\"\n[[paths]]\npath = \"/\"\n[[paths]]\npath = \"/var/lib/kubelet\"\n",
         false,
@@ -221,7 +239,7 @@ fn stale_pods_started_on_a_broken_node() {
     drop(node);
     assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
     eprintln!(
-        "stale_pods_started_on_a_broken_node: {:.1} s, {:.1} s of it on the node",
+        "{test}: {:.1} s, {:.1} s of it on the node",
         start.elapsed().as_secs_f64(),
         booted.elapsed().as_secs_f64()
     );

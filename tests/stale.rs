@@ -84,11 +84,7 @@ fn prop(node: &CriNode, pid: &str, point: &str) -> String {
 
 /// A containerd node, `prepare` run before containerd starts; `daemon`: the shipped
 /// mountprop.service installed (not started).
-fn boot(test: &str, prepare: &str, config: &str, daemon: bool) -> Option<CriNode> {
-    boot_with(test, Containerd::Host, prepare, config, daemon)
-}
-
-fn boot_with(test: &str, containerd: Containerd, prepare: &str, config: &str, daemon: bool) -> Option<CriNode> {
+fn boot(test: &str, containerd: Containerd, prepare: &str, config: &str, daemon: bool) -> Option<CriNode> {
     let built = crinode::build();
     let mut setup = containerd.setup()?.etc("mountprop/config.toml", config);
     if daemon {
@@ -128,7 +124,7 @@ fn started_on_a_broken_node(test: &str, sandbox: &str, containerd: Containerd) {
     }
     crinode::remove_cgroups();
     let start = Instant::now();
-    let Some(node) = boot_with(
+    let Some(node) = boot(
         sandbox,
         containerd,
         "mount --make-rshared / && mount --bind /var/lib/kubelet /var/lib/kubelet && mount --make-slave /var/lib/kubelet",
@@ -276,14 +272,26 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 /// check and probe, list both.
 #[test]
 fn stale_pods_after_a_flip_of_root() {
-    let test = "stale_pods_after_a_flip_of_root";
+    after_a_flip_of_root("stale_pods_after_a_flip_of_root", "stale2", Containerd::Host);
+}
+
+#[test]
+fn stale_pods_after_a_flip_of_root_containerd2() {
+    after_a_flip_of_root(
+        "stale_pods_after_a_flip_of_root_containerd2",
+        "stale2-2",
+        Containerd::Two,
+    );
+}
+
+fn after_a_flip_of_root(test: &str, sandbox: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
     crinode::remove_cgroups();
     let start = Instant::now();
     let config = "restart = \"always\"\n[daemon]\nmetrics_file = \"/var/lib/node-exporter/mountprop.prom\"\n";
-    let Some(node) = boot("stale2", "mount --make-rshared /", config, true) else {
+    let Some(node) = boot(sandbox, containerd, "mount --make-rshared /", config, true) else {
         return;
     };
     let booted = Instant::now();
@@ -367,7 +375,7 @@ fn stale_pods_after_a_flip_of_root() {
     drop(node);
     assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
     eprintln!(
-        "stale_pods_after_a_flip_of_root: {:.1} s, {:.1} s of it on the node",
+        "{test}: {:.1} s, {:.1} s of it on the node",
         start.elapsed().as_secs_f64(),
         booted.elapsed().as_secs_f64()
     );
@@ -380,16 +388,35 @@ fn stale_pods_after_a_flip_of_root() {
 /// master: both are listed.
 #[test]
 fn stale_pods_behind_a_runtime_in_a_namespace_of_its_own() {
-    let test = "stale_pods_behind_a_runtime_in_a_namespace_of_its_own";
+    behind_a_runtime_in_a_namespace_of_its_own(
+        "stale_pods_behind_a_runtime_in_a_namespace_of_its_own",
+        "stale3",
+        Containerd::Host,
+    );
+}
+
+#[test]
+fn stale_pods_behind_a_runtime_in_a_namespace_of_its_own_containerd2() {
+    behind_a_runtime_in_a_namespace_of_its_own(
+        "stale_pods_behind_a_runtime_in_a_namespace_of_its_own_containerd2",
+        "stale3-2",
+        Containerd::Two,
+    );
+}
+
+fn behind_a_runtime_in_a_namespace_of_its_own(test: &str, sandbox: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
     crinode::remove_cgroups();
     let built = crinode::build();
-    let setup = crinode::setup()
+    let Some(setup) = containerd.setup() else {
+        return;
+    };
+    let setup = setup
         .etc("mountprop/config.toml", "restart = \"never\"\n")
         .file("containerd.service.d/10-layout.conf", "[Service]\nPrivateTmp=yes\n");
-    let Some(node) = CriNode::boot("stale3", setup) else {
+    let Some(node) = CriNode::boot_with(sandbox, containerd, setup) else {
         return;
     };
     let booted = Instant::now();
@@ -449,7 +476,19 @@ fn stale_pods_behind_a_runtime_in_a_namespace_of_its_own() {
 /// that gets its pid next.
 #[test]
 fn containers_tracked_as_they_come_and_go() {
-    let test = "containers_tracked_as_they_come_and_go";
+    tracked_as_they_come_and_go("containers_tracked_as_they_come_and_go", "stale4", Containerd::Host);
+}
+
+#[test]
+fn containers_tracked_as_they_come_and_go_containerd2() {
+    tracked_as_they_come_and_go(
+        "containers_tracked_as_they_come_and_go_containerd2",
+        "stale4-2",
+        Containerd::Two,
+    );
+}
+
+fn tracked_as_they_come_and_go(test: &str, sandbox: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
@@ -459,7 +498,8 @@ fn containers_tracked_as_they_come_and_go() {
     let crio = "/run/containers/storage/overlay-containers";
     let config = "restart = \"always\"\n[daemon]\ninterval_secs = 86400\nmetrics_file = \"/var/lib/node-exporter/mountprop.prom\"\n";
     let Some(node) = boot(
-        "stale4",
+        sandbox,
+        containerd,
         &format!("mount --make-rshared / && mkdir -p {crio}"),
         config,
         true,

@@ -1,15 +1,15 @@
 //! The CRI as referee: a real containerd (and runc) in the node, driven over its CRI socket as
 //! the kubelet drives it, for many node layouts. Two tables, the same layouts: Debian 12's
 //! containerd 1.6 in a node of the host's own `/`, and containerd 2 (Debian unstable's, in a
-//! Debian 13 tree booted with its own systemd; see `crinode::Containerd`). mountprop judges the modes at two
-//! points, `/` (a hostPath volume may be anywhere) and the kubelet root (pod volumes), so each
-//! layout has a volume at each: a host path outside the kubelet root, held by `/`, and one
-//! under the kubelet root. For each layout, one pod with a container per point and propagation
-//! (PRIVATE, HOST_TO_CONTAINER, BIDIRECTIONAL): what containerd accepts or refuses, what really
-//! propagates (a tmpfs mounted on the host and one mounted in the container, each looked for on
-//! the other side), and what `check` and `probe` say. A mode works at a point when its container
-//! runs AND the mounts propagate in the direction(s) it needs; it works on the node when it
-//! works at both points; all must agree. The table is printed on every run.
+//! Debian 13 tree booted with its own systemd; see `crinode::Containerd`). mountprop judges the
+//! modes at two points, `/` (a hostPath volume may be anywhere) and the kubelet root (pod
+//! volumes), so each layout has a volume at each: a host path outside the kubelet root, held by
+//! `/`, and one under the kubelet root. For each layout, one pod with a container per point and
+//! propagation (PRIVATE, HOST_TO_CONTAINER, BIDIRECTIONAL): what containerd accepts or refuses,
+//! what really propagates (a tmpfs mounted on the host and one mounted in the container, each
+//! looked for on the other side), and what `check` and `probe` say. A mode works at a point
+//! when its container runs AND the mounts propagate in the direction(s) it needs; it works on
+//! the node when it works at both points; all must agree. The table is printed on every run.
 //!
 //! The client (`tests/cri/cri.py`) runs with Debian's python3-grpcio; its messages are built
 //! from the CRI `api.proto` Debian ships (`tests/cri/build.sh`, into target/cri).

@@ -1,4 +1,5 @@
-//! The containerd node the CRI tests share: Debian's containerd in a sandbox node, its CRI
+//! The containerd node the CRI tests share: Debian's containerd in a sandbox node (1.6 on the
+//! host's own `/`, or 2.x in a Debian 13 tree: [`Containerd`]), its CRI
 //! client (`tests/cri/cri.py`, built by `tests/cri/build.sh` into target/cri), an image made
 //! offline, and clean-up of the pods and their cgroups on every exit path.
 

@@ -340,8 +340,16 @@ mod tests {
 
     #[test]
     fn open_dir_refuses_a_symlink_swapped_in() {
-        let base = std::env::temp_dir().join(format!("mountprop-fdmount.{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
+        // Removed on every way out, a failed assertion too: the suite leaves /tmp as it was.
+        struct Scratch(std::path::PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let scratch = Scratch(std::env::temp_dir().join(format!("mountprop-fdmount.{}", std::process::id())));
+        let base = &scratch.0;
+        let _ = std::fs::remove_dir_all(base);
         std::fs::create_dir_all(base.join("real")).expect("mkdir");
         std::os::unix::fs::symlink(base.join("real"), base.join("link")).expect("symlink");
         // Canonicalized first: a symlink that is there already leads where it points.
@@ -369,6 +377,5 @@ mod tests {
         assert!(base.join("real/.scratch").is_dir());
         drop(s);
         assert!(!base.join("real/.scratch").exists());
-        let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -32,6 +32,12 @@ pub enum Decider {
 pub enum NotJudged {
     /// `--root`: an image tree, where nothing is mounted and nothing runs.
     ImageTree,
+    /// No container runtime was found on the node (none configured or discovered is
+    /// installed): there is no namespace that pods would be made from.
+    NoRuntime,
+    /// Runtimes are installed, but not one of their namespaces could be read (each unit's own
+    /// verdict says why).
+    NoRuntimeSeen,
 }
 
 impl NotJudged {
@@ -39,6 +45,8 @@ impl NotJudged {
     pub fn why(self) -> &'static str {
         match self {
             NotJudged::ImageTree => "an image tree: nothing is mounted",
+            NotJudged::NoRuntime => "no container runtime found",
+            NotJudged::NoRuntimeSeen => "no container runtime's namespace could be read",
         }
     }
 }
@@ -412,12 +420,20 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeV
         .zip(&weakest)
         .filter_map(|(s, w)| w.map(|(rel, predicted)| format!("{} {}", s.name, relation_words(rel, predicted))))
         .collect();
-    let who = if who.is_empty() {
-        "no container runtime installed".to_string()
-    } else {
-        who.join(", ")
-    };
-    verdict(mode, true, format!("{}; {who}", where_.join(", ")), None)
+    // Never "works" for what was not looked at: the host's mounts alone say nothing about the
+    // namespace pods are made from.
+    let mut runtimes = subjects
+        .iter()
+        .zip(&weakest)
+        .filter(|(s, _)| s.role == Role::Runtime)
+        .peekable();
+    if runtimes.peek().is_none() {
+        return not_judged(mode, NotJudged::NoRuntime);
+    }
+    if runtimes.all(|(_, w)| w.is_none()) {
+        return not_judged(mode, NotJudged::NoRuntimeSeen);
+    }
+    verdict(mode, true, format!("{}; {}", where_.join(", "), who.join(", ")), None)
 }
 
 /// What a probe result says about `mode`: `None` where it could not tell. For a runtime,

@@ -1491,3 +1491,57 @@ fn modes_the_probe_judges_the_kubelet_by_what_it_sends() {
     )]);
     assert!(mode(&plan(&f, &cfg()), KubeMode::HostToContainer).works());
 }
+
+#[test]
+fn modes_with_no_runtime_found_are_not_judged_never_works() {
+    // A shared host and no runtime at all: the host's mounts say nothing about the namespace
+    // pods are made from.
+    let p = plan(&kube_facts(), &cfg());
+    assert!(mode(&p, KubeMode::None).works());
+    for m in [KubeMode::HostToContainer, KubeMode::Bidirectional] {
+        let v = mode(&p, m);
+        assert_eq!(v.judgement, Judgement::NotJudged(NotJudged::NoRuntime), "{v:?}");
+        assert_eq!(v.reason, "no container runtime found");
+        assert_eq!(v.to_string(), format!("{m} not judged: no container runtime found"));
+    }
+    // Not judged is not broken: the exit code follows the unit and path verdicts, as for an
+    // image tree, and the one line says "not judged", never "works".
+    assert_eq!(p.status(), Status::Ok);
+    let line = crate::engine::summary::one_line(&p.verdicts, &p.modes, KubeMode::Bidirectional, &Default::default());
+    assert!(
+        line.ends_with("; Bidirectional not judged (no container runtime found)") && !line.contains("works"),
+        "{line}"
+    );
+    // A unit that is not installed is no runtime either.
+    let mut absent = old_docker();
+    absent.props.load_state = "not-found".into();
+    let p = plan(&with_units(kube_facts(), vec![absent]), &cfg());
+    assert_eq!(
+        mode(&p, KubeMode::Bidirectional).judgement,
+        Judgement::NotJudged(NotJudged::NoRuntime)
+    );
+    // A running kubelet alone is no runtime: still not judged when it is a peer.
+    let mut f = kube_facts();
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(host_ns(70)),
+    });
+    assert_eq!(
+        mode(&plan(&f, &cfg()), KubeMode::Bidirectional).judgement,
+        Judgement::NotJudged(NotJudged::NoRuntime)
+    );
+    // A broken host mount is still broken with no runtime: that is judged from the host alone.
+    let mut f = kube_facts();
+    f.host.points[0].mount.propagation = private();
+    assert!(mode(&plan(&f, &cfg()), KubeMode::Bidirectional).broken());
+}
+
+#[test]
+fn modes_with_no_runtime_namespace_readable_are_not_judged() {
+    let mut v = own_ns(66, shared(1));
+    v.error = Some("permission denied".into());
+    let p = plan(&with_units(kube_facts(), vec![running(fixed_docker(), v)]), &cfg());
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert_eq!(b.judgement, Judgement::NotJudged(NotJudged::NoRuntimeSeen), "{b:?}");
+    assert_eq!(b.reason, "no container runtime's namespace could be read");
+}

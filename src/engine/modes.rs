@@ -221,8 +221,11 @@ fn host_ok(mode: KubeMode, m: &MountSummary) -> bool {
     mode == KubeMode::None || m.propagation.is_shared()
 }
 
-/// Why a host mount that is not shared breaks the modes.
-fn host_reason(p: &Point) -> String {
+/// Why a host mount that is not shared breaks the modes. At a kubelet root it also matters
+/// whether the kubelet runs: it makes its root rshared each time it starts (in its own
+/// namespace), so a root that is private before it starts is a different finding from one
+/// that is so under a running kubelet.
+fn host_reason(p: &Point, kubelet_root: bool, kubelet: Option<u32>) -> String {
     let m = &p.mount;
     let what = match (m.propagation.master, m.propagation.unbindable) {
         (Some(master), _) => format!(
@@ -231,8 +234,15 @@ fn host_reason(p: &Point) -> String {
         (None, true) => "which is unbindable".to_string(),
         (None, false) => "which is private".to_string(),
     };
+    let when = match (kubelet_root, kubelet) {
+        (false, _) => String::new(),
+        (true, Some(pid)) => format!(
+            "; so under the running kubelet (pid {pid}), which made its root rshared when it started: it was changed since, or the kubelet's namespace is not the host's"
+        ),
+        (true, None) => "; no kubelet runs: the kubelet makes its root rshared when it starts, in its own namespace, which reaches the host's mount only if that is the host's".to_string(),
+    };
     format!(
-        "{} is on mount {} ({}, {}), {what}",
+        "{} is on mount {} ({}, {}), {what}{when}",
         p.path.display(),
         m.id,
         m.mount_point.display(),
@@ -302,7 +312,8 @@ pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
     MODES
         .into_iter()
         .map(|mode| {
-            let mut v = by_flags(mode, points, &subjects);
+            let kubelet = facts.kubelet.as_ref().and_then(|k| k.runtime.as_ref()).map(|v| v.pid);
+            let mut v = by_flags(mode, points, &subjects, kubelet);
             if let Some(results) = &facts.probe
                 && mode != KubeMode::None
             {
@@ -349,7 +360,7 @@ fn not_judged(mode: KubeMode, why: NotJudged) -> ModeVerdict {
     }
 }
 
-fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeVerdict {
+fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>], kubelet: Option<u32>) -> ModeVerdict {
     if mode == KubeMode::None {
         return verdict(mode, true, "needs no propagation".into(), None);
     }
@@ -362,7 +373,9 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeV
             point: p.path.clone(),
             predicted: false,
         };
-        return verdict(mode, false, host_reason(p), Some(blame));
+        // Every point but `/` is a kubelet root.
+        let at_kubelet_root = p.path != Path::new("/");
+        return verdict(mode, false, host_reason(p, at_kubelet_root, kubelet), Some(blame));
     }
     // Per subject, its weakest relation over the points, for the summary when all is well.
     let mut weakest: Vec<Option<(Relation, bool)>> = vec![None; subjects.len()];

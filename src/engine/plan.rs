@@ -161,8 +161,97 @@ pub fn plan(facts: &Facts, cfg: &Config) -> Plan {
         p.actions.push(Action::Reload { units: reload_for });
     }
     p.actions.extend(after_reload);
+    plan_found(facts, cfg, &mut p);
     p.modes = modes::judge(facts, &p.verdicts);
     p
+}
+
+/// What discovery found, in the report: how each unit was found, what a restart of a unit that
+/// also runs the kubelet does, the kubelet's real root, and the sockets it could not place.
+fn plan_found(facts: &Facts, cfg: &Config, p: &mut Plan) {
+    let kubelet = facts.kubelet.as_ref().and_then(|k| k.found.as_ref());
+    let mut how = Vec::new();
+    for u in &facts.units {
+        let Some(v) = p.verdicts.iter_mut().find(|v| v.subject == u.name) else {
+            continue;
+        };
+        if let Some(sock) = &u.found_by {
+            v.detail = format!("{}; found serving {} (not in `units`)", v.detail, sock.display());
+            how.push(format!("{} serves {}", u.name, sock.display()));
+        } else if facts.discovery.is_some() && v.status != Status::NotInstalled {
+            let serves: Vec<String> = facts
+                .discovery
+                .iter()
+                .flat_map(|d| &d.sockets)
+                .filter(|s| s.server.as_ref().and_then(|sv| sv.unit.as_deref()) == Some(u.name.as_str()))
+                .map(|s| format!(", serves {}", s.path.display()))
+                .collect();
+            how.push(format!("{} configured{}", u.name, serves.concat()));
+        }
+        let kubelet_here = kubelet.is_some_and(|k| k.unit.as_deref() == Some(u.name.as_str()));
+        let embeds = u.name.starts_with("k3s") || u.name.starts_with("rke2-");
+        if (kubelet_here || embeds) && matches!(v.status, Status::Drift | Status::RestartPending) {
+            let why = if kubelet_here {
+                "it runs in that unit"
+            } else {
+                "k3s and RKE2 run it in that unit"
+            };
+            v.detail = format!(
+                "{}; a restart of {} also restarts the kubelet ({why})",
+                v.detail, u.name
+            );
+        }
+    }
+    let Some(d) = &facts.discovery else { return };
+    if !how.is_empty() {
+        p.notes.push(format!("runtimes: {}", how.join("; ")));
+    }
+    for s in &d.sockets {
+        match (&s.server, s.listening) {
+            (_, false) => p.notes.push(format!(
+                "{} exists ({}), but nothing listens on it",
+                s.path.display(),
+                s.source
+            )),
+            (None, true) if d.unreadable > 0 => p.notes.push(format!(
+                "{} is listening, but which process serves it is not known: {} processes' descriptors could not be read (CAP_SYS_PTRACE is needed); name its unit in `units`",
+                s.path.display(),
+                d.unreadable
+            )),
+            (None, true) => p.notes.push(format!("{} is listening, but no process holds it", s.path.display())),
+            (Some(sv), true) if sv.unit.is_none() => p.notes.push(format!(
+                "{} is served by {} (pid {}), which runs in no systemd service: it is not judged as a unit",
+                s.path.display(),
+                sv.comm,
+                sv.pid
+            )),
+            (Some(_), true) => {}
+        }
+    }
+    if let Some(k) = kubelet {
+        let unit = k.unit.as_deref().map_or(String::new(), |u| format!(" in {u}"));
+        p.notes.push(format!(
+            "kubelet: {} (pid {}){unit}, root {} ({})",
+            k.comm,
+            k.pid,
+            k.root.display(),
+            k.root_from
+        ));
+        if k.root != cfg.kubelet_root {
+            p.notes.push(format!(
+                "the running kubelet's root {} is not kubelet_root {}: the modes are judged at both",
+                k.root.display(),
+                cfg.kubelet_root.display()
+            ));
+        }
+        if let Some(real) = &k.resolved {
+            p.notes.push(format!(
+                "the kubelet's root {} is reached through a symlink: it is {}",
+                k.root.display(),
+                real.display()
+            ));
+        }
+    }
 }
 
 fn plan_paths(host: &HostFacts, p: &mut Plan) {

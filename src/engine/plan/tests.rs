@@ -74,6 +74,7 @@ fn facts(version: u32) -> Facts {
         probe: None,
         containers: Default::default(),
         container_errors: Vec::new(),
+        discovery: None,
     }
 }
 
@@ -125,6 +126,7 @@ fn old_docker() -> UnitFacts {
             UnitFile::own_missing(OWN.into(), false),
         ],
         runtime: None,
+        found_by: None,
     }
 }
 
@@ -899,11 +901,35 @@ fn modes_a_private_kubelet_mount_is_drift_even_when_every_verdict_is_ok() {
     let p = plan(&f, &cfg());
     assert!(p.verdicts.iter().all(|v| v.status == Status::Ok), "{:#?}", p.verdicts);
     assert_eq!(works(&p), [true, false, false]);
+    // No kubelet runs: it will make its root rshared when it starts, so this is a finding about
+    // before it starts.
     assert_eq!(
         mode(&p, KubeMode::Bidirectional).reason,
-        "/var/lib/kubelet is on mount 90 (/var/lib/kubelet, tmpfs), which is private"
+        "/var/lib/kubelet is on mount 90 (/var/lib/kubelet, tmpfs), which is private; no kubelet runs: the kubelet makes its root rshared when it starts, in its own namespace, which reaches the host's mount only if that is the host's"
     );
     assert_eq!(p.status(), Status::Drift);
+    // Under a running kubelet it is another finding: it was changed since the kubelet started,
+    // or the kubelet's namespace is not the host's.
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(host_ns(70)),
+        found: None,
+    });
+    let p = plan(&f, &cfg());
+    assert!(
+        mode(&p, KubeMode::Bidirectional).reason.ends_with(
+            "which is private; so under the running kubelet (pid 70), which made its root rshared when it started: it was changed since, or the kubelet's namespace is not the host's"
+        ),
+        "{}",
+        mode(&p, KubeMode::Bidirectional).reason
+    );
+    // `/` is no kubelet root: said plainly.
+    f.host.points[0].mount.propagation = private();
+    let p = plan(&f, &cfg());
+    assert_eq!(
+        mode(&p, KubeMode::Bidirectional).reason,
+        "/ is on mount 43 (/, ext4), which is private"
+    );
 }
 
 #[test]
@@ -1008,6 +1034,7 @@ fn modes_a_kubelet_in_a_slave_namespace_breaks_both_modes() {
     f.kubelet = Some(KubeletFacts {
         name: "kubelet.service".into(),
         runtime: Some(own_ns_at_points(77, slave(1))),
+        found: None,
     });
     let p = plan(&f, &cfg());
     assert_eq!(works(&p), [true, false, false]);
@@ -1020,6 +1047,7 @@ fn modes_a_kubelet_in_a_slave_namespace_breaks_both_modes() {
     f.kubelet = Some(KubeletFacts {
         name: "kubelet.service".into(),
         runtime: Some(own_ns_at_points(77, shared(1))),
+        found: None,
     });
     assert_eq!(works(&plan(&f, &cfg())), [true, true, true]);
 }
@@ -1469,6 +1497,7 @@ fn modes_the_probe_judges_the_kubelet_by_what_it_sends() {
     f.kubelet = Some(KubeletFacts {
         name: "kubelet.service".into(),
         runtime: Some(own_ns_at_points(77, shared(1))),
+        found: None,
     });
     f.probe = Some(vec![probe(
         "kubelet.service",
@@ -1525,6 +1554,7 @@ fn modes_with_no_runtime_found_are_not_judged_never_works() {
     f.kubelet = Some(KubeletFacts {
         name: "kubelet.service".into(),
         runtime: Some(host_ns(70)),
+        found: None,
     });
     assert_eq!(
         mode(&plan(&f, &cfg()), KubeMode::Bidirectional).judgement,
@@ -1544,4 +1574,184 @@ fn modes_with_no_runtime_namespace_readable_are_not_judged() {
     let b = mode(&p, KubeMode::Bidirectional);
     assert_eq!(b.judgement, Judgement::NotJudged(NotJudged::NoRuntimeSeen), "{b:?}");
     assert_eq!(b.reason, "no container runtime's namespace could be read");
+}
+
+use crate::engine::discover::{self, Discovery};
+
+/// k3s as discovery finds it: containerd (a child of k3s) serving the k3s socket from
+/// k3s.service, and the kubelet inside k3s itself, in the same unit.
+fn k3s_found(root: &str) -> Facts {
+    let mut u = running(old_docker(), own_ns_at_points(812, slave(1)));
+    u.name = "k3s.service".into();
+    u.props.active_state = "active".into();
+    u.found_by = Some("/run/k3s/containerd/containerd.sock".into());
+    let mut f = with_units(kube_facts(), vec![u]);
+    let k = discover::Kubelet {
+        pid: 800,
+        comm: "k3s-server".into(),
+        unit: Some("k3s.service".into()),
+        root: root.into(),
+        root_from: "k3s's default".into(),
+        endpoint: Some("/run/k3s/containerd/containerd.sock".into()),
+        resolved: None,
+    };
+    f.kubelet = Some(KubeletFacts {
+        name: "k3s.service".into(),
+        runtime: Some(own_ns_at_points(800, slave(1))),
+        found: Some(k.clone()),
+    });
+    f.discovery = Some(Discovery {
+        sockets: vec![discover::Socket {
+            path: "/run/k3s/containerd/containerd.sock".into(),
+            source: "well-known path of k3s, RKE2".into(),
+            listening: true,
+            server: Some(discover::Server {
+                pid: 812,
+                comm: "containerd".into(),
+                unit: Some("k3s.service".into()),
+                by_descriptor: true,
+            }),
+        }],
+        kubelet: Some(k),
+        ..Default::default()
+    });
+    f
+}
+
+#[test]
+fn a_discovered_unit_is_judged_like_a_configured_one_and_says_how_it_was_found() {
+    let f = k3s_found("/var/lib/kubelet");
+    let p = plan(&f, &cfg());
+    let v = verdict(&p, "k3s.service");
+    assert_eq!(v.status, Status::Drift, "{v:?}");
+    assert!(v.detail.starts_with("MountFlags=slave"), "{}", v.detail);
+    assert!(
+        v.detail
+            .contains("; found serving /run/k3s/containerd/containerd.sock (not in `units`)"),
+        "{}",
+        v.detail
+    );
+    assert!(
+        v.detail
+            .ends_with("; a restart of k3s.service also restarts the kubelet (it runs in that unit)"),
+        "{}",
+        v.detail
+    );
+    // The same drop-in as for a configured unit.
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::WriteDropIn { unit, .. } if unit == "k3s.service"))
+    );
+    assert!(
+        p.notes
+            .contains(&"runtimes: k3s.service serves /run/k3s/containerd/containerd.sock".to_string()),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes.contains(
+            &"kubelet: k3s-server (pid 800) in k3s.service, root /var/lib/kubelet (k3s's default)".to_string()
+        ),
+        "{:?}",
+        p.notes
+    );
+    // Named in the modes by the unit, with its file:line.
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert!(
+        b.broken()
+            && b.reason
+                .starts_with("k3s.service: its namespace at / only receives from the host (MountFlags=slave at "),
+        "{}",
+        b.reason
+    );
+    assert_eq!(p.status(), Status::Drift);
+}
+
+#[test]
+fn a_kubelet_root_other_than_configured_or_behind_a_symlink_is_said() {
+    let mut f = k3s_found("/var/lib/k0s/kubelet");
+    if let Some(k) = f.kubelet.as_mut().and_then(|k| k.found.as_mut()) {
+        k.resolved = Some("/data/kubelet".into());
+    }
+    f.discovery.as_mut().unwrap().kubelet = f.kubelet.as_ref().unwrap().found.clone();
+    let p = plan(&f, &cfg());
+    assert!(
+        p.notes.contains(&"the running kubelet's root /var/lib/k0s/kubelet is not kubelet_root /var/lib/kubelet: the modes are judged at both".to_string()),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes.contains(
+            &"the kubelet's root /var/lib/k0s/kubelet is reached through a symlink: it is /data/kubelet".to_string()
+        ),
+        "{:?}",
+        p.notes
+    );
+    // The same root as configured: nothing said about it.
+    let p = plan(&k3s_found("/var/lib/kubelet"), &cfg());
+    assert!(
+        !p.notes
+            .iter()
+            .any(|n| n.contains("is not kubelet_root") || n.contains("symlink")),
+        "{:?}",
+        p.notes
+    );
+}
+
+#[test]
+fn a_configured_unit_says_what_it_serves_and_a_socket_nobody_can_place_is_named() {
+    let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
+    f.discovery = Some(Discovery {
+        sockets: vec![
+            discover::Socket {
+                path: "/run/docker.sock".into(),
+                source: "well-known path of Docker".into(),
+                listening: true,
+                server: Some(discover::Server {
+                    pid: 66,
+                    comm: "dockerd".into(),
+                    unit: Some("docker.service".into()),
+                    by_descriptor: true,
+                }),
+            },
+            discover::Socket {
+                path: "/run/crio/crio.sock".into(),
+                source: "well-known path of CRI-O (OpenShift)".into(),
+                listening: true,
+                server: None,
+            },
+            discover::Socket {
+                path: "/run/k0s/containerd.sock".into(),
+                source: "well-known path of k0s".into(),
+                listening: false,
+                server: None,
+            },
+        ],
+        unreadable: 3,
+        ..Default::default()
+    });
+    let p = plan(&f, &cfg());
+    // A configured unit's own line is as before; the note says how it was found.
+    assert!(!verdict(&p, "docker.service").detail.contains("found"));
+    assert!(
+        p.notes
+            .contains(&"runtimes: docker.service configured, serves /run/docker.sock".to_string()),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes.iter().any(|n| n
+            .starts_with("/run/crio/crio.sock is listening, but which process serves it is not known: 3 processes'")),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes.contains(
+            &"/run/k0s/containerd.sock exists (well-known path of k0s), but nothing listens on it".to_string()
+        ),
+        "{:?}",
+        p.notes
+    );
+    assert_eq!(p.status(), Status::Ok);
 }

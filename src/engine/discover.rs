@@ -75,6 +75,8 @@ pub struct Server {
     pub unit: Option<String>,
     /// Found by its open descriptor (certain), or only by its command line naming the socket.
     pub by_descriptor: bool,
+    /// A containerd's `--state` directory, where its task bundles are.
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -220,6 +222,15 @@ pub fn kubelet_of(p: &Process, extra: Option<&str>) -> Option<Kubelet> {
     })
 }
 
+/// A containerd's `--state` directory, when its command line sets one.
+pub fn containerd_state(p: &Process) -> Option<PathBuf> {
+    if p.comm != "containerd" {
+        return None;
+    }
+    let s = PathBuf::from(flag(&p.args, "state")?);
+    s.is_absolute().then_some(s)
+}
+
 /// Whether a root process's command line names the socket: `--address /x`, `-a=/x`,
 /// `unix:///x`. What discovery falls back on when descriptors may not be read.
 pub fn names_socket(args: &[String], socket: &Path) -> bool {
@@ -323,6 +334,7 @@ pub fn run() -> Discovery {
         let server = match owner {
             Some(pid) => procscan::process(pid, reads).map(|p| Server {
                 pid,
+                state: containerd_state(&p),
                 comm: p.comm,
                 unit: p.unit,
                 by_descriptor: true,
@@ -335,6 +347,7 @@ pub fn run() -> Discovery {
                 .find(|p| p.uid == 0 && names_socket(&p.args, &path))
                 .map(|p| Server {
                     pid: p.pid,
+                    state: containerd_state(&p),
                     comm: p.comm,
                     unit: p.unit,
                     by_descriptor: false,
@@ -353,6 +366,17 @@ pub fn run() -> Discovery {
 }
 
 impl Discovery {
+    /// The `--state` directories of the containerds found serving a socket.
+    pub fn containerd_states(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for s in self.sockets.iter().filter_map(|s| s.server.as_ref()?.state.clone()) {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
     /// The units found serving a socket, each once, with the first socket it serves.
     pub fn units(&self) -> Vec<(String, PathBuf)> {
         let mut out: Vec<(String, PathBuf)> = Vec::new();
@@ -511,6 +535,31 @@ mod tests {
             kubelet_of(&proc_("kubelet", &[]), None).map(|k| k.root),
             Some(KUBELET_ROOT.into())
         );
+    }
+
+    #[test]
+    fn a_containerds_state_directory_from_its_flags() {
+        let k3s = proc_(
+            "containerd",
+            &[
+                "containerd",
+                "-c",
+                "/var/lib/rancher/k3s/agent/etc/containerd/config.toml",
+                "-a",
+                "/run/k3s/containerd/containerd.sock",
+                "--state",
+                "/run/k3s/containerd",
+                "--root",
+                "/var/lib/rancher/k3s/agent/containerd",
+            ],
+        );
+        assert_eq!(containerd_state(&k3s), Some("/run/k3s/containerd".into()));
+        assert_eq!(containerd_state(&proc_("containerd", &["containerd"])), None);
+        assert_eq!(
+            containerd_state(&proc_("containerd", &["containerd", "--state=rel"])),
+            None
+        );
+        assert_eq!(containerd_state(&proc_("crio", &["crio", "--state=/x"])), None);
     }
 
     #[test]

@@ -227,6 +227,9 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         buf = b;
         units.push(u);
     }
+    if let Some(d) = &discovery {
+        containers::set_extra_states(d.containerd_states());
+    }
     let (containers, container_errors) = containers_of_node(host.own_namespace);
     let kubelet = match (found_kubelet, kubelet_props) {
         // The kubelet that runs, found by its process: its own namespace is what counts.

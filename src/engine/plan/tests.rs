@@ -1610,6 +1610,7 @@ fn k3s_found(root: &str) -> Facts {
                 comm: "containerd".into(),
                 unit: Some("k3s.service".into()),
                 by_descriptor: true,
+                state: Some("/run/k3s/containerd".into()),
             }),
         }],
         kubelet: Some(k),
@@ -1713,6 +1714,7 @@ fn a_configured_unit_says_what_it_serves_and_a_socket_nobody_can_place_is_named(
                     comm: "dockerd".into(),
                     unit: Some("docker.service".into()),
                     by_descriptor: true,
+                    state: None,
                 }),
             },
             discover::Socket {

@@ -197,6 +197,19 @@ fn first_mount(pid: &str) -> Option<u64> {
 /// Reads everything the planner needs. Fails only when the node cannot be checked at all.
 pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
     let discovery = cfg.discover.then(crate::engine::discover::run);
+    if let Some(d) = &discovery {
+        tracing::debug!(
+            "discovery: {} us; read {} processes, {} descriptors, {} bytes; {} sockets, kubelet {}",
+            d.micros,
+            d.reads.processes,
+            d.reads.fds,
+            d.reads.bytes,
+            d.sockets.len(),
+            d.kubelet
+                .as_ref()
+                .map_or("none".to_string(), |k| format!("pid {}", k.pid))
+        );
+    }
     // Configured units first, then those found serving a CRI socket, each once.
     let mut runtimes: Vec<(String, Option<PathBuf>)> = cfg.units.iter().map(|u| (u.clone(), None)).collect();
     for (unit, socket) in discovery.as_ref().map(Discovery::units).unwrap_or_default() {
@@ -234,7 +247,12 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
     let kubelet = match (found_kubelet, kubelet_props) {
         // The kubelet that runs, found by its process: its own namespace is what counts.
         (Some(k), _) => Some(KubeletFacts {
-            name: k.unit.clone().unwrap_or_else(|| format!("{} (pid {})", k.comm, k.pid)),
+            // In a runtime's unit (k3s, k0s), named apart from that runtime.
+            name: match &k.unit {
+                Some(u) if units.iter().any(|r| r.name == *u) => format!("kubelet in {u}"),
+                Some(u) => u.clone(),
+                None => format!("{} (pid {})", k.comm, k.pid),
+            },
             runtime: Some(runtime_view(k.pid, &host, buf).0),
             found: Some(k),
         }),

@@ -342,3 +342,75 @@ fn discovery_cost_per_check() {
         .ok();
     measure("k3s node, 1,000 more processes");
 }
+
+/// A container cut off under k3s's state directory: a log cleaner started (over the CRI, on
+/// k3s's socket) while the kubelet root was only a slave receives nothing; once the node is
+/// fixed it is still cut off, and `check` names it by pod and container from its bundle under
+/// `/run/k3s/containerd`, with exit 1.
+#[test]
+fn k3s_a_container_cut_off_under_its_state_directory_is_named() {
+    let test = "distributions_k3s_stale";
+    if !crinode::prerequisites(test) {
+        return;
+    }
+    crinode::remove_cgroups();
+    let built = crinode::build();
+    const LOGS: &str = "/var/lib/kubelet/pods/log-cleaner/volumes/logs";
+    let setup = setup().file("k3s.service", &k3s_unit(""));
+    let Some(sb) = node(
+        test,
+        setup,
+        &["k3s-server"],
+        &format!(
+            "set -e; mkdir -p {LOGS}; mount --bind /var/lib/kubelet /var/lib/kubelet; mount --make-slave /var/lib/kubelet"
+        ),
+        "k3s.service",
+        K3S_SOCKET,
+    ) else {
+        return;
+    };
+    let node = crinode::CriNode { sb: Some(sb) };
+    node.copy_client(&built);
+    node.exec(&[
+        "ctr",
+        "-a",
+        K3S_SOCKET,
+        "-n",
+        "k8s.io",
+        "images",
+        "import",
+        "--snapshotter",
+        "native",
+        "/mnt/harness/image.tar",
+    ])
+    .ok();
+    let (_, ctr) = node.start_pod(
+        "kube-system",
+        "log-cleaner",
+        "cleaner",
+        &[(LOGS, "/logs", "PROPAGATION_HOST_TO_CONTAINER")],
+    );
+    let bundle = format!("/run/k3s/containerd/io.containerd.runtime.v2.task/k8s.io/{ctr}/init.pid");
+    assert!(
+        node.read(&bundle).is_some(),
+        "the test bed: its bundle is under k3s's state directory"
+    );
+    // The node fixed under it: the container keeps its old copy.
+    node.sh("mount --make-shared /var/lib/kubelet").ok();
+    let (code, report, human) = check(&node);
+    assert_eq!(code, 1, "{human}");
+    let stale: Vec<String> = report["stale_containers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report:#}"))
+        .iter()
+        .map(|c| format!("{}/{}/{}", c["pod_namespace"], c["pod_name"], c["container"]).replace('"', ""))
+        .collect();
+    assert_eq!(stale, ["kube-system/log-cleaner/cleaner"], "{report:#}");
+    assert!(human.contains("STALE CONTAINERS (1)"), "{human}");
+    assert!(
+        human.contains(
+            "/logs from /var/lib/kubelet/pods/log-cleaner/volumes/logs: asked HostToContainer (rslave), gets NOTHING"
+        ),
+        "{human}"
+    );
+}

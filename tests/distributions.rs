@@ -414,3 +414,149 @@ fn k3s_a_container_cut_off_under_its_state_directory_is_named() {
         "{human}"
     );
 }
+
+/// RKE2: `rke2-server.service` runs containerd on k3s's socket and a real `kubelet` binary as
+/// its children, the kubelet with the default root.
+fn rke2_unit(extra: &str) -> String {
+    let c = containerd(
+        K3S_SOCKET,
+        "/run/k3s/containerd",
+        "/var/lib/rancher/rke2/agent/containerd",
+    );
+    format!(
+        "[Unit]\nDescription=rke2 server stand-in\n\n[Service]\nExecStart=/bin/sh -c '{c} & /usr/local/bin/kubelet -c \"{LOOP}\" kubelet --container-runtime-endpoint=unix://{K3S_SOCKET} & wait'\n{extra}"
+    )
+}
+
+#[test]
+fn rke2_healthy_then_sandboxed() {
+    let test = "distributions_rke2";
+    let setup = setup().file("rke2-server.service", &rke2_unit(""));
+    let Some(sb) = node(test, setup, &["kubelet"], "", "rke2-server.service", K3S_SOCKET) else {
+        return;
+    };
+    let (code, report, human) = check(&sb);
+    let n = notes(&report);
+    assert!(
+        n.iter()
+            .any(|n| n == "runtimes: rke2-server.service serves /run/k3s/containerd/containerd.sock"),
+        "{n:#?}"
+    );
+    assert!(
+        n.iter().any(|n| n.starts_with("kubelet: kubelet (pid ")
+            && n.ends_with(") in rke2-server.service, root /var/lib/kubelet (the kubelet's default)")),
+        "{n:#?}"
+    );
+    assert_eq!(mode(&report, "Bidirectional")["works"], true, "{human}");
+    assert_eq!(code, 0, "{human}");
+
+    // A sandboxing setting gives the unit a namespace of its own that only receives: named by
+    // its file and line, with exit 1, and the kubelet's restart said.
+    sb.write(
+        "/etc/systemd/system/rke2-server.service.d/10-hardening.conf",
+        "[Service]\nPrivateTmp=yes\n",
+    );
+    sb.exec(&["systemctl", "daemon-reload"]).ok();
+    sb.exec(&["systemctl", "restart", "rke2-server.service"]).ok();
+    wait_until("rke2's socket again", Duration::from_secs(20), || {
+        sb.sh(&format!("test -S {K3S_SOCKET}")).code == 0
+    });
+    let (code, report, human) = check(&sb);
+    assert_eq!(code, 1, "{human}");
+    let v = Sandbox::verdict(&report, "rke2-server.service");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("PrivateTmp=yes") && detail.contains("10-hardening.conf:2"),
+        "{detail}"
+    );
+    let b = mode(&report, "Bidirectional");
+    assert_eq!(b["works"], false, "{b:#}");
+    assert!(b["reason"].as_str().unwrap().contains("rke2-server.service"), "{b:#}");
+}
+
+const MICROK8S_SOCKET: &str = "/var/snap/microk8s/common/run/containerd.sock";
+const MICROK8S_ROOT: &str = "/var/snap/microk8s/common/var/lib/kubelet";
+
+/// microk8s: containerd in `snap.microk8s.daemon-containerd.service`, the kubelet embedded in
+/// `kubelite` in `snap.microk8s.daemon-kubelite.service`, its flags in an args file.
+fn microk8s_units(kubelite_extra: &str) -> Setup {
+    let c = containerd(
+        MICROK8S_SOCKET,
+        "/var/snap/microk8s/common/run/containerd",
+        "/var/snap/microk8s/common/var/lib/containerd",
+    );
+    setup()
+        .file(
+            "snap.microk8s.daemon-containerd.service",
+            &format!("[Unit]\nDescription=microk8s containerd stand-in\n\n[Service]\nExecStart={c}\n"),
+        )
+        .file(
+            "snap.microk8s.daemon-kubelite.service",
+            &format!(
+                "[Unit]\nDescription=microk8s kubelite stand-in\n\n[Service]\nExecStart=/usr/local/bin/kubelite -c '{LOOP}' kubelite --kubelet-args-file=/var/snap/microk8s/current/args/kubelet\n{kubelite_extra}"
+            ),
+        )
+}
+
+#[test]
+fn microk8s_its_own_root_and_a_kubelite_in_a_namespace_of_its_own() {
+    let test = "distributions_microk8s";
+    let prepare = format!(
+        "set -e; mkdir -p /var/snap/microk8s/current/args {MICROK8S_ROOT}; printf -- '--kubeconfig=/var/snap/microk8s/current/credentials/kubelet.config\\n--container-runtime-endpoint=unix://{MICROK8S_SOCKET}\\n' > /var/snap/microk8s/current/args/kubelet"
+    );
+    let Some(sb) = node(
+        test,
+        microk8s_units(""),
+        &["kubelite"],
+        &prepare,
+        "snap.microk8s.daemon-containerd.service",
+        MICROK8S_SOCKET,
+    ) else {
+        return;
+    };
+    sb.exec(&["systemctl", "start", "snap.microk8s.daemon-kubelite.service"])
+        .ok();
+    let (code, report, human) = check(&sb);
+    let n = notes(&report);
+    assert!(
+        n.iter().any(|n| n
+            == "runtimes: snap.microk8s.daemon-containerd.service serves /var/snap/microk8s/common/run/containerd.sock"),
+        "{n:#?}"
+    );
+    assert!(
+        n.iter().any(|n| n.starts_with("kubelet: kubelite (pid ")
+            && n.ends_with(") in snap.microk8s.daemon-kubelite.service, root /var/snap/microk8s/common/var/lib/kubelet (microk8s's default)")),
+        "{n:#?}"
+    );
+    let b = mode(&report, "Bidirectional");
+    assert_eq!(b["works"], true, "{b:#}\n{human}");
+    assert!(
+        b["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{MICROK8S_ROOT} shared:")),
+        "{b:#}"
+    );
+    assert_eq!(code, 0, "{human}");
+
+    // kubelite in a slave namespace: the volumes it mounts reach no container. Named by its unit.
+    sb.write(
+        "/etc/systemd/system/snap.microk8s.daemon-kubelite.service.d/10-slave.conf",
+        "[Service]\nMountFlags=slave\n",
+    );
+    sb.exec(&["systemctl", "daemon-reload"]).ok();
+    sb.exec(&["systemctl", "restart", "snap.microk8s.daemon-kubelite.service"])
+        .ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, report, human) = check(&sb);
+    assert_eq!(code, 1, "{human}");
+    let h = mode(&report, "HostToContainer");
+    assert_eq!(h["works"], false, "{h:#}");
+    assert!(
+        h["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("snap.microk8s.daemon-kubelite.service: its namespace at / only receives from the host"),
+        "{h:#}"
+    );
+}

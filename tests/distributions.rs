@@ -560,3 +560,37 @@ fn microk8s_its_own_root_and_a_kubelite_in_a_namespace_of_its_own() {
         "{h:#}"
     );
 }
+
+/// The daemon under the shipped unit (only CAP_SYS_ADMIN: it may not read the runtime's
+/// descriptors) still finds k3s.service, by the containerd command line that names the socket,
+/// writes its drop-in, and says so in its STATUS.
+#[test]
+fn the_daemon_under_its_hardening_finds_k3s() {
+    let test = "distributions_k3s_daemon";
+    let setup = setup().file("k3s.service", &k3s_unit("MountFlags=slave\n"));
+    let Some(sb) = node(test, setup, &["k3s-server"], "", "k3s.service", K3S_SOCKET) else {
+        return;
+    };
+    sb.write(
+        "/etc/systemd/system/mountprop.service",
+        &sandbox::scenario::daemon_unit(),
+    );
+    sb.exec(&["systemctl", "daemon-reload"]).ok();
+    sb.exec(&["systemctl", "start", "mountprop.service"]).ok();
+    let own = "/etc/systemd/system/k3s.service.d/90-mountprop.conf";
+    wait_until("the daemon's drop-in for k3s.service", Duration::from_secs(20), || {
+        sb.read(own).is_some_and(|t| t.contains("MountFlags=shared"))
+    });
+    let state: Value =
+        serde_json::from_str(&sb.read("/run/mountprop/state.json").unwrap_or_default()).unwrap_or(Value::Null);
+    eprintln!("daemon state: {state:#}");
+    let status = sandbox::scenario::status_text(&sb);
+    assert!(status.contains("k3s.service"), "{status}");
+    let n = notes(&state);
+    assert!(
+        n.iter().any(|n| n.starts_with(
+            "runtimes: k3s.service serves /run/k3s/containerd/containerd.sock (known by the command line of containerd, pid "
+        )),
+        "{n:#?}"
+    );
+}

@@ -177,7 +177,19 @@ fn plan_found(facts: &Facts, cfg: &Config, p: &mut Plan) {
         };
         if let Some(sock) = &u.found_by {
             v.detail = format!("{}; found serving {} (not in `units`)", v.detail, sock.display());
-            how.push(format!("{} serves {}", u.name, sock.display()));
+            let by_name = facts
+                .discovery
+                .iter()
+                .flat_map(|d| &d.sockets)
+                .filter(|s| s.path == *sock)
+                .find_map(|s| s.server.as_ref().filter(|sv| !sv.by_descriptor));
+            let by = by_name.map_or(String::new(), |sv| {
+                format!(
+                    " (known by the command line of {}, pid {}: its descriptors could not be read)",
+                    sv.comm, sv.pid
+                )
+            });
+            how.push(format!("{} serves {}{by}", u.name, sock.display()));
         } else if facts.discovery.is_some() && v.status != Status::NotInstalled {
             let serves: Vec<String> = facts
                 .discovery

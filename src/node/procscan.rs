@@ -133,11 +133,16 @@ pub fn socket_inodes(pid: u32, reads: &mut Reads) -> Result<Vec<u64>, std::io::E
     for e in std::fs::read_dir(&dir)?.take(MAX_FDS) {
         let Ok(e) = e else { continue };
         reads.fds += 1;
-        let Ok(target) = std::fs::read_link(e.path()) else {
-            continue;
-        };
-        if let Some(i) = socket_inode(&target.to_string_lossy()) {
-            out.push(i);
+        match std::fs::read_link(e.path()) {
+            Ok(target) => {
+                if let Some(i) = socket_inode(&target.to_string_lossy()) {
+                    out.push(i);
+                }
+            }
+            // The directory may be listed where the links may not be read: the same refusal.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Err(e),
+            // Closed meanwhile.
+            Err(_) => {}
         }
     }
     Ok(out)

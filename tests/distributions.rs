@@ -552,12 +552,22 @@ fn microk8s_its_own_root_and_a_kubelite_in_a_namespace_of_its_own() {
     assert_eq!(code, 1, "{human}");
     let h = mode(&report, "HostToContainer");
     assert_eq!(h["works"], false, "{h:#}");
+    let reason = h["reason"].as_str().unwrap();
     assert!(
-        h["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("snap.microk8s.daemon-kubelite.service: its namespace at / only receives from the host"),
+        reason.starts_with("snap.microk8s.daemon-kubelite.service: its namespace at / only receives from the host")
+            && reason.ends_with(
+                "(MountFlags=slave at /etc/systemd/system/snap.microk8s.daemon-kubelite.service.d/10-slave.conf:2)"
+            ),
         "{h:#}"
+    );
+    // Its unit is judged as a unit: found running the kubelet, its file:line, the drop-in.
+    let v = Sandbox::verdict(&report, "snap.microk8s.daemon-kubelite.service");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "MountFlags=slave (set in /etc/systemd/system/snap.microk8s.daemon-kubelite.service.d/10-slave.conf:2)"
+        ) && detail.ends_with("; found running the kubelet (not in `units`)"),
+        "{detail}"
     );
 }
 

@@ -282,7 +282,7 @@ pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
     let version = facts.systemd.version;
     let mut subjects: Vec<Subject<'_>> = Vec::new();
     for u in &facts.units {
-        if u.props.load_state != "loaded" {
+        if u.props.load_state != "loaded" || !u.is_runtime() {
             continue;
         }
         subjects.push(Subject {
@@ -305,7 +305,8 @@ pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
             role: Role::Kubelet,
             view: Some(view),
             predicted: None,
-            verdict: None,
+            // Its unit's verdict, when that unit is judged (found running it, or listed).
+            verdict: verdicts.iter().find(|v| v.subject == k.name),
         });
     }
     let points = &facts.host.points;

@@ -136,12 +136,27 @@ pub struct UnitFacts {
     /// would be).
     pub files: Vec<UnitFile>,
     pub runtime: Option<RuntimeView>,
-    /// How it was found: `None` when configured (`units`), else the CRI socket its process
-    /// serves.
-    pub found_by: Option<PathBuf>,
+    /// How it was found: `None` when configured (`units`), else by discovery.
+    pub found_by: Option<Found>,
+}
+
+/// How discovery found a unit that is not in `units`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Found {
+    /// Its process serves this CRI socket: a runtime.
+    Serves(PathBuf),
+    /// The running kubelet is in it (and no runtime): judged as a unit, and in the modes as
+    /// the kubelet, never as a runtime.
+    Kubelet,
 }
 
 impl UnitFacts {
+    /// A container runtime's unit: configured, or found serving a CRI socket.
+    pub fn is_runtime(&self) -> bool {
+        self.found_by != Some(Found::Kubelet)
+    }
+
     pub fn is_running(&self) -> bool {
         self.props.main_pid != 0
     }
@@ -211,13 +226,20 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         );
     }
     // Configured units first, then those found serving a CRI socket, each once.
-    let mut runtimes: Vec<(String, Option<PathBuf>)> = cfg.units.iter().map(|u| (u.clone(), None)).collect();
+    let mut runtimes: Vec<(String, Option<Found>)> = cfg.units.iter().map(|u| (u.clone(), None)).collect();
     for (unit, socket) in discovery.as_ref().map(Discovery::units).unwrap_or_default() {
         if !runtimes.iter().any(|(u, _)| *u == unit) {
-            runtimes.push((unit, Some(socket)));
+            runtimes.push((unit, Some(Found::Serves(socket))));
         }
     }
     let found_kubelet = discovery.as_ref().and_then(|d| d.kubelet.clone());
+    // The kubelet's own unit is judged too (its MountFlags, file and line, the drop-in), as a
+    // kubelet listed in `units` is.
+    if let Some(u) = found_kubelet.as_ref().and_then(|k| k.unit.clone())
+        && !runtimes.iter().any(|(x, _)| *x == u)
+    {
+        runtimes.push((u, Some(Found::Kubelet)));
+    }
     // A kubelet listed among the units is judged as one of them.
     let kubelet_apart = !runtimes.iter().any(|(u, _)| *u == cfg.kubelet_unit);
     let mut names: Vec<&str> = runtimes.iter().map(|(u, _)| u.as_str()).collect();
@@ -249,7 +271,7 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         (Some(k), _) => Some(KubeletFacts {
             // In a runtime's unit (k3s, k0s), named apart from that runtime.
             name: match &k.unit {
-                Some(u) if units.iter().any(|r| r.name == *u) => format!("kubelet in {u}"),
+                Some(u) if units.iter().any(|r| r.name == *u && r.is_runtime()) => format!("kubelet in {u}"),
                 Some(u) => u.clone(),
                 None => format!("{} (pid {})", k.comm, k.pid),
             },

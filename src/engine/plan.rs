@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::{Config, KubeMode, MountFlagsMode, Needed, RestartPolicy};
 use crate::engine::dropin::{self, Choice};
 use crate::engine::modes::{self, ModeVerdict, Relation};
-use crate::engine::observe::{Facts, HostFacts, ImageFacts, PathFacts, RuntimeView, Scope, UnitFacts};
+use crate::engine::observe::{Facts, Found, HostFacts, ImageFacts, PathFacts, RuntimeView, Scope, UnitFacts};
 pub use crate::engine::verdict::{Blame, Status, Verdict, worst};
 use crate::node::image::WantsLink;
 use crate::node::mountinfo::MountSummary;
@@ -175,7 +175,11 @@ fn plan_found(facts: &Facts, cfg: &Config, p: &mut Plan) {
         let Some(v) = p.verdicts.iter_mut().find(|v| v.subject == u.name) else {
             continue;
         };
-        if let Some(sock) = &u.found_by {
+        if u.found_by == Some(Found::Kubelet) {
+            v.detail = format!("{}; found running the kubelet (not in `units`)", v.detail);
+            continue;
+        }
+        if let Some(Found::Serves(sock)) = &u.found_by {
             v.detail = format!("{}; found serving {} (not in `units`)", v.detail, sock.display());
             let by_name = facts
                 .discovery

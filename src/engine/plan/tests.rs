@@ -1584,7 +1584,9 @@ fn k3s_found(root: &str) -> Facts {
     let mut u = running(old_docker(), own_ns_at_points(812, slave(1)));
     u.name = "k3s.service".into();
     u.props.active_state = "active".into();
-    u.found_by = Some("/run/k3s/containerd/containerd.sock".into());
+    u.found_by = Some(crate::engine::observe::Found::Serves(
+        "/run/k3s/containerd/containerd.sock".into(),
+    ));
     let mut f = with_units(kube_facts(), vec![u]);
     let k = discover::Kubelet {
         pid: 800,
@@ -1756,4 +1758,45 @@ fn a_configured_unit_says_what_it_serves_and_a_socket_nobody_can_place_is_named(
         p.notes
     );
     assert_eq!(p.status(), Status::Ok);
+}
+
+#[test]
+fn the_kubelets_own_unit_found_running_is_judged_as_a_unit_and_never_as_a_runtime() {
+    // kubelet.service found running the kubelet (not in `units`), MountFlags=slave.
+    let mut k = running(old_docker(), own_ns_at_points(70, slave(1)));
+    k.name = "kubelet.service".into();
+    k.props.active_state = "active".into();
+    k.found_by = Some(crate::engine::observe::Found::Kubelet);
+    let mut f = with_units(kube_facts(), vec![k.clone()]);
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(own_ns_at_points(70, slave(1))),
+        found: None,
+    });
+    let p = plan(&f, &cfg());
+    let v = verdict(&p, "kubelet.service");
+    assert_eq!(v.status, Status::Drift);
+    assert!(
+        v.detail.ends_with("; found running the kubelet (not in `units`)"),
+        "{}",
+        v.detail
+    );
+    assert!(!v.detail.contains("also restarts the kubelet"), "{}", v.detail);
+    // In the modes it is the kubelet, named with its file:line.
+    let h = mode(&p, KubeMode::HostToContainer);
+    assert_eq!(
+        h.reason,
+        "kubelet.service: its namespace at / only receives from the host, so the volumes the kubelet mounts there reach no container (MountFlags=slave at /lib/systemd/system/docker.service:5)"
+    );
+    // Healthy, with no runtime: still not judged, the kubelet is no runtime.
+    let mut healthy = running(fixed_docker(), host_ns(70));
+    healthy.name = "kubelet.service".into();
+    healthy.found_by = Some(crate::engine::observe::Found::Kubelet);
+    f.units = vec![healthy];
+    f.kubelet.as_mut().unwrap().runtime = Some(host_ns(70));
+    let p = plan(&f, &cfg());
+    assert_eq!(
+        mode(&p, KubeMode::Bidirectional).judgement,
+        Judgement::NotJudged(NotJudged::NoRuntime)
+    );
 }

@@ -604,3 +604,70 @@ fn the_daemon_under_its_hardening_finds_k3s() {
         "{n:#?}"
     );
 }
+
+const CRIO_SOCKET: &str = "/run/crio/crio.sock";
+const CMN: &str = "/run/container-mount-namespace";
+
+/// OpenShift's layout: `container-mount-namespace.service` makes a mount namespace (a slave of
+/// the host's, rshared inside) that the runtime's unit and `kubelet.service` enter with
+/// nsenter. Here containerd stands in for CRI-O, on CRI-O's socket, as `crio.service`.
+fn openshift_setup() -> Setup {
+    let c = containerd(CRIO_SOCKET, "/run/crio-state", "/var/lib/crio-root");
+    let enter = format!("/usr/bin/nsenter --mount={CMN}/mnt");
+    let after = "After=container-mount-namespace.service\nRequires=container-mount-namespace.service\n";
+    setup()
+        .file(
+            "container-mount-namespace.service",
+            &format!(
+                "[Unit]\nDescription=a mount namespace for the runtime and the kubelet\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStartPre=/bin/mkdir -p {CMN}\nExecStartPre=/bin/mount --make-unbindable --bind {CMN} {CMN}\nExecStartPre=/bin/touch {CMN}/mnt\nExecStart=/usr/bin/unshare --mount={CMN}/mnt --propagation slave /bin/mount --make-rshared /\n"
+            ),
+        )
+        .file(
+            "crio.service",
+            &format!("[Unit]\nDescription=CRI-O stand-in\n{after}\n[Service]\nExecStart={enter} {c}\n"),
+        )
+        .file(
+            "kubelet.service",
+            &format!(
+                "[Unit]\nDescription=kubelet stand-in\n{after}\n[Service]\nExecStart={enter} /usr/local/bin/kubelet -c '{LOOP}' kubelet --container-runtime-endpoint=unix://{CRIO_SOCKET}\n"
+            ),
+        )
+}
+
+#[test]
+fn openshift_runtime_and_kubelet_in_a_namespace_of_their_own_are_named_for_that() {
+    let test = "distributions_openshift";
+    let Some(sb) = node(test, openshift_setup(), &["kubelet"], "", "crio.service", CRIO_SOCKET) else {
+        return;
+    };
+    sb.exec(&["systemctl", "start", "kubelet.service"]).ok();
+    wait_until("the kubelet stand-in", Duration::from_secs(10), || {
+        sb.main_pid("kubelet.service") != 0
+    });
+    let (code, report, human) = check(&sb);
+    let h = mode(&report, "HostToContainer");
+    assert_eq!(h["works"], true, "{h:#}\n{human}");
+    let b = mode(&report, "Bidirectional");
+    assert_eq!(b["works"], false, "{b:#}");
+    assert_eq!(
+        b["reason"],
+        "crio.service and kubelet.service share a mount namespace of their own, not the host's (a layout such as OpenShift's container-mount-namespace.service): at / Bidirectional mounts reach the pods and the kubelet, not the host OS",
+        "{human}"
+    );
+    let v = Sandbox::verdict(&report, "crio.service");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("it shares this mount namespace with the kubelet"),
+        "{v:#}"
+    );
+    // Not "restart pending": a restart enters the same namespace again, so none is planned.
+    assert_eq!(v["status"], "drift", "{v:#}");
+    assert!(
+        !human.contains("restart crio.service") && !human.contains("mark crio.service"),
+        "{human}"
+    );
+    assert!(!human.contains("mark kubelet.service"), "{human}");
+    assert_eq!(code, 1, "Bidirectional is required: {human}");
+}

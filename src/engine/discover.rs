@@ -332,7 +332,9 @@ pub fn run() -> Discovery {
         let inode = listening.get(&path).copied();
         let owner = inode.and_then(|i| owners.iter().find(|(x, _)| *x == i).map(|(_, pid)| *pid));
         let server = match owner {
-            Some(pid) => procscan::process(pid, reads).map(|p| Server {
+            // Only root's process is believed to be a node's runtime; another's socket there is
+            // named in a note, as one served by nothing mountprop judges.
+            Some(pid) => procscan::process(pid, reads).filter(|p| p.uid == 0).map(|p| Server {
                 pid,
                 state: containerd_state(&p),
                 comm: p.comm,

@@ -314,7 +314,13 @@ pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
         .into_iter()
         .map(|mode| {
             let kubelet = facts.kubelet.as_ref().and_then(|k| k.runtime.as_ref()).map(|v| v.pid);
-            let mut v = by_flags(mode, points, &subjects, kubelet);
+            let kubelet_unit = facts.kubelet.as_ref().map(|k| {
+                k.found
+                    .as_ref()
+                    .and_then(|f| f.unit.as_deref())
+                    .unwrap_or(k.name.as_str())
+            });
+            let mut v = by_flags(mode, points, &subjects, kubelet, kubelet_unit);
             if let Some(results) = &facts.probe
                 && mode != KubeMode::None
             {
@@ -361,7 +367,13 @@ fn not_judged(mode: KubeMode, why: NotJudged) -> ModeVerdict {
     }
 }
 
-fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>], kubelet: Option<u32>) -> ModeVerdict {
+fn by_flags(
+    mode: KubeMode,
+    points: &[Point],
+    subjects: &[Subject<'_>],
+    kubelet: Option<u32>,
+    kubelet_unit: Option<&str>,
+) -> ModeVerdict {
     if mode == KubeMode::None {
         return verdict(mode, true, "needs no propagation".into(), None);
     }
@@ -378,6 +390,7 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>], kubelet:
         let at_kubelet_root = p.path != Path::new("/");
         return verdict(mode, false, host_reason(p, at_kubelet_root, kubelet), Some(blame));
     }
+    let shared_ns = SharedNamespace::of(subjects, kubelet_unit);
     // Per subject, its weakest relation over the points, for the summary when all is well.
     let mut weakest: Vec<Option<(Relation, bool)>> = vec![None; subjects.len()];
     for (si, s) in subjects.iter().enumerate() {
@@ -397,6 +410,37 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>], kubelet:
             }
             if rel_ok(mode, s.role, rel) {
                 continue;
+            }
+            if let Some(ns) = &shared_ns
+                && ns.members.contains(&si)
+            {
+                // The kubelet's volumes reach the containers inside the namespace it shares
+                // with every runtime, as long as its mount there passes them on.
+                let theirs_shared = s
+                    .view
+                    .and_then(|v| v.points.get(i))
+                    .and_then(Option::as_ref)
+                    .is_some_and(|m| m.propagation.is_shared());
+                if mode == KubeMode::HostToContainer && rel == Relation::Slave && theirs_shared {
+                    continue;
+                }
+                let names: Vec<&str> = ns.members.iter().map(|&m| subjects[m].name).collect();
+                let what = if mode == KubeMode::Bidirectional && rel == Relation::Slave {
+                    "Bidirectional mounts reach the pods and the kubelet, not the host OS"
+                } else {
+                    "mounts the host OS makes there do not reach the pods"
+                };
+                let reason = format!(
+                    "{} share a mount namespace of their own, not the host's (a layout such as OpenShift's container-mount-namespace.service): at {} {what}",
+                    names.join(" and "),
+                    p.path.display()
+                );
+                let blame = ModeBlame {
+                    subject: s.name.to_string(),
+                    point: p.path.clone(),
+                    predicted: false,
+                };
+                return verdict(mode, false, reason, Some(blame));
             }
             let how = match (rel, s.role, mode) {
                 (Relation::Slave, Role::Kubelet, _) => {
@@ -448,6 +492,44 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>], kubelet:
         return not_judged(mode, NotJudged::NoRuntimeSeen);
     }
     verdict(mode, true, format!("{}; {}", where_.join(", "), who.join(", ")), None)
+}
+
+/// The runtimes and the kubelet, all running in one mount namespace that is not the host's:
+/// a deliberate layout (OpenShift's `container-mount-namespace.service`, which `crio.service`
+/// and `kubelet.service` enter), named for what it is rather than as a plain break.
+struct SharedNamespace {
+    /// Indices into the subjects: every running runtime, and the kubelet.
+    members: Vec<usize>,
+}
+
+impl SharedNamespace {
+    /// `kubelet_unit`: the unit the kubelet runs in. A runtime in that very unit (k3s, RKE2)
+    /// shares its namespace because it is the unit's own, not one entered on purpose.
+    fn of(subjects: &[Subject<'_>], kubelet_unit: Option<&str>) -> Option<Self> {
+        let ns_of = |s: &Subject<'_>| {
+            s.view
+                .filter(|v| !v.same_ns_as_host && v.error.is_none())
+                .and_then(|v| v.first_mount)
+        };
+        let (ki, kubelet) = subjects.iter().enumerate().find(|(_, s)| s.role == Role::Kubelet)?;
+        let ns = ns_of(kubelet)?;
+        let runtimes: Vec<usize> = subjects
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.role == Role::Runtime && s.view.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        if runtimes.is_empty()
+            || !runtimes
+                .iter()
+                .all(|&i| ns_of(&subjects[i]) == Some(ns) && Some(subjects[i].name) != kubelet_unit)
+        {
+            return None;
+        }
+        let mut members = runtimes;
+        members.push(ki);
+        Some(Self { members })
+    }
 }
 
 /// What a probe result says about `mode`: `None` where it could not tell. For a runtime,

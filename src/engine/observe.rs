@@ -180,6 +180,10 @@ pub struct RuntimeView {
     /// Per [`HostFacts::points`], likewise.
     pub points: Vec<Option<MountSummary>>,
     pub error: Option<String>,
+    /// The id of the first mount in its table: two processes with the same one share a mount
+    /// namespace (a runtime and the kubelet in one of their own, as OpenShift sets them up).
+    #[serde(default)]
+    pub first_mount: Option<u64>,
 }
 
 /// The kubelet, when installed: its own namespace matters for Bidirectional volumes too.
@@ -618,6 +622,7 @@ fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u
         paths: Vec::new(),
         points: Vec::new(),
         error: None,
+        first_mount: None,
     };
     if let Err(exe) = handover::wait(pid) {
         view.error = Some(format!(
@@ -626,6 +631,7 @@ fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u
         return (view, buf);
     }
     let first = first_mount(&pid.to_string());
+    view.first_mount = first;
     let same = first.is_some() && first == host.first_mount;
     view.same_ns_as_host = same;
     if same {

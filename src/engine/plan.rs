@@ -177,9 +177,7 @@ fn plan_found(facts: &Facts, cfg: &Config, p: &mut Plan) {
         };
         if u.found_by == Some(Found::Kubelet) {
             v.detail = format!("{}; found running the kubelet (not in `units`)", v.detail);
-            continue;
-        }
-        if let Some(Found::Serves(sock)) = &u.found_by {
+        } else if let Some(Found::Serves(sock)) = &u.found_by {
             v.detail = format!("{}; found serving {} (not in `units`)", v.detail, sock.display());
             let by_name = facts
                 .discovery
@@ -203,6 +201,66 @@ fn plan_found(facts: &Facts, cfg: &Config, p: &mut Plan) {
                 .map(|s| format!(", serves {}", s.path.display()))
                 .collect();
             how.push(format!("{} configured{}", u.name, serves.concat()));
+        }
+        // A runtime that entered the kubelet's own namespace (OpenShift's layout): restarting it
+        // enters that namespace again.
+        let kubelet_ns = facts
+            .kubelet
+            .as_ref()
+            .and_then(|k| k.runtime.as_ref())
+            .filter(|k| !k.same_ns_as_host)
+            .and_then(|k| k.first_mount);
+        let ns = u
+            .runtime
+            .as_ref()
+            .filter(|r| !r.same_ns_as_host)
+            .and_then(|r| r.first_mount);
+        // Entered on purpose: another unit than the kubelet's own shares it (for the kubelet's
+        // unit: some runtime's unit does). A runtime in the kubelet's very unit (k3s) has the
+        // unit's own namespace, which is judged as such.
+        let kubelet_unit = kubelet
+            .and_then(|k| k.unit.as_deref())
+            .or(facts.kubelet.as_ref().map(|k| k.name.as_str()));
+        let ns_of = |x: &UnitFacts| {
+            x.runtime
+                .as_ref()
+                .filter(|r| !r.same_ns_as_host)
+                .and_then(|r| r.first_mount)
+        };
+        let entered = if u.is_runtime() {
+            kubelet_unit != Some(u.name.as_str())
+        } else {
+            facts
+                .units
+                .iter()
+                .any(|r| r.is_runtime() && Some(r.name.as_str()) != kubelet_unit && ns_of(r) == kubelet_ns)
+        };
+        if entered && kubelet_ns.is_some() && ns == kubelet_ns {
+            // Not a pending restart: a restart enters the same namespace again. Said so, and no
+            // restart is planned or marked for it.
+            let detail = v.detail.strip_prefix("restart pending: ").unwrap_or(&v.detail);
+            let detail = match detail.find("; restart it when safe: ") {
+                Some(i) => {
+                    let rest = &detail[i + 2..];
+                    let end = rest.find("; ").map_or(rest.len(), |j| j);
+                    format!("{}{}", &detail[..i], &rest[end..])
+                }
+                None => detail.to_string(),
+            };
+            let with = if u.is_runtime() { "the kubelet" } else { "the runtimes" };
+            v.detail = format!(
+                "{detail}; it shares this mount namespace with {with} (a layout such as OpenShift's container-mount-namespace.service, whose units enter it): a restart enters it again"
+            );
+            if v.status == Status::RestartPending {
+                v.status = Status::Drift;
+                v.short = "shares the kubelet's own mount namespace".to_string();
+            }
+            p.actions.retain(
+                |a| !matches!(a, Action::Restart { unit } | Action::MarkNeedsRestart { unit } if *unit == u.name),
+            );
+        }
+        if !u.is_runtime() {
+            continue;
         }
         let kubelet_here = kubelet.is_some_and(|k| k.unit.as_deref() == Some(u.name.as_str()));
         let embeds = u.name.starts_with("k3s") || u.name.starts_with("rke2-");

@@ -155,6 +155,7 @@ fn own_ns(pid: u32, root: Propagation) -> RuntimeView {
         paths: vec![Some(mount(117, "/", root))],
         points: vec![Some(mount(117, "/", root))],
         error: None,
+        first_mount: None,
     }
 }
 
@@ -165,6 +166,7 @@ fn host_ns(pid: u32) -> RuntimeView {
         paths: vec![Some(mount(43, "/", shared(1)))],
         points: vec![Some(mount(43, "/", shared(1)))],
         error: None,
+        first_mount: Some(27),
     }
 }
 
@@ -1799,4 +1801,77 @@ fn the_kubelets_own_unit_found_running_is_judged_as_a_unit_and_never_as_a_runtim
         mode(&p, KubeMode::Bidirectional).judgement,
         Judgement::NotJudged(NotJudged::NoRuntime)
     );
+}
+
+#[test]
+fn a_runtime_and_the_kubelet_in_one_namespace_of_their_own_are_named_for_that() {
+    // OpenShift's layout: container-mount-namespace.service makes a namespace (a slave of the
+    // host's, shared inside: shared:50 master:1) that crio.service and kubelet.service enter.
+    let inside = Propagation {
+        shared: Some(50),
+        master: Some(1),
+        ..Default::default()
+    };
+    let mut view = own_ns_at_points(66, inside);
+    view.first_mount = Some(900);
+    let mut crio = running(fixed_docker(), view.clone());
+    crio.name = "crio.service".into();
+    let mut f = with_units(kube_facts(), vec![crio]);
+    let mut kview = view.clone();
+    kview.pid = 70;
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(kview),
+        found: None,
+    });
+    let p = plan(&f, &cfg());
+    // The kubelet's volumes reach the pods inside, and the host's mounts arrive: it works.
+    assert!(
+        mode(&p, KubeMode::HostToContainer).works(),
+        "{:?}",
+        mode(&p, KubeMode::HostToContainer)
+    );
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert!(b.broken());
+    assert_eq!(
+        b.reason,
+        "crio.service and kubelet.service share a mount namespace of their own, not the host's (a layout such as OpenShift's container-mount-namespace.service): at / Bidirectional mounts reach the pods and the kubelet, not the host OS"
+    );
+    assert!(
+        verdict(&p, "crio.service")
+            .detail
+            .ends_with("; it shares this mount namespace with the kubelet (a layout such as OpenShift's container-mount-namespace.service, whose units enter it): a restart enters it again"),
+        "{}",
+        verdict(&p, "crio.service").detail
+    );
+    // Two namespaces of their own that are not the same one: the plain reasons.
+    f.kubelet.as_mut().unwrap().runtime.as_mut().unwrap().first_mount = Some(901);
+    let p = plan(&f, &cfg());
+    assert!(
+        mode(&p, KubeMode::Bidirectional)
+            .reason
+            .starts_with("crio.service: its namespace at / only receives from the host"),
+        "{}",
+        mode(&p, KubeMode::Bidirectional).reason
+    );
+    assert!(!mode(&p, KubeMode::HostToContainer).works());
+}
+
+#[test]
+fn a_runtime_sharing_the_kubelets_unit_has_that_units_namespace_not_openshifts_layout() {
+    // k3s with MountFlags=slave: containerd and the kubelet in k3s.service's own namespace.
+    let mut f = k3s_found("/var/lib/kubelet");
+    f.units[0].runtime.as_mut().unwrap().first_mount = Some(900);
+    f.kubelet.as_mut().unwrap().runtime.as_mut().unwrap().first_mount = Some(900);
+    let p = plan(&f, &cfg());
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert!(
+        b.reason
+            .starts_with("k3s.service: its namespace at / only receives from the host"),
+        "{}",
+        b.reason
+    );
+    let v = verdict(&p, "k3s.service");
+    assert!(!v.detail.contains("shares this mount namespace"), "{}", v.detail);
+    assert!(v.detail.contains("also restarts the kubelet"), "{}", v.detail);
 }

@@ -272,7 +272,8 @@ pub fn run() -> Discovery {
         if !is_kubelet_name(comm) {
             continue;
         }
-        let Some(p) = procscan::process(*pid, reads) else {
+        // Another user's process named `kubelet` gets no file read on its behalf.
+        let Some(p) = procscan::process(*pid, reads).filter(|p| p.uid == 0) else {
             continue;
         };
         let extra = kubelet_extra(&p, reads);

@@ -285,7 +285,20 @@ fn no_runtime_at_all_is_not_judged() {
         return;
     };
     sb.sh("mount --make-rshared /").ok();
+    // Anyone can name a process `kubelet`: one that is not root's is not believed, and no file
+    // is read on its behalf.
+    sb.sh(&format!(
+        "cp /bin/bash /usr/local/bin/kubelet; setsid setpriv --reuid=65534 --regid=65534 --clear-groups /usr/local/bin/kubelet -c '{LOOP}' kubelet --root-dir=/srv/not-a-kubelet --config=/etc/shadow </dev/null >/dev/null 2>&1 &"
+    ))
+    .ok();
+    wait_until("the fake kubelet", Duration::from_secs(5), || {
+        sb.sh("pgrep -x kubelet").code == 0
+    });
     let (code, report, human) = check(&sb);
+    assert!(
+        !human.contains("not-a-kubelet") && !human.contains("kubelet:"),
+        "{human}"
+    );
     for m in ["HostToContainer", "Bidirectional"] {
         let v = mode(&report, m);
         assert_eq!(v["works"], Value::Null, "{v:#}");

@@ -156,6 +156,16 @@ fn k3s_healthy_is_found_and_compliant() {
         "{b:#}"
     );
     assert_eq!(code, 0, "{human}");
+    // The live probe reaches the discovered unit and the kubelet in it, with real mounts.
+    let r = sb.mountprop(&["probe", "--json"]);
+    let probed: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:#?}"));
+    let b = mode(&probed, "Bidirectional");
+    assert_eq!(
+        (&b["works"], &b["decided_by"]),
+        (&Value::Bool(true), &Value::from("probe")),
+        "{probed:#}"
+    );
+    assert_eq!(r.code, 0, "{probed:#}");
     // Discovery off: only the config counts, and with no runtime configured or installed, the
     // modes are not judged, never "works".
     sb.write("/etc/mountprop/off.toml", "discover = false\n");

@@ -540,6 +540,54 @@ mod tests {
         );
     }
 
+    /// Random bytes (a fixed xorshift sequence, so a failure repeats) and mangled real inputs
+    /// into every parser of another process's text: no panic, and only absolute paths out.
+    #[test]
+    fn any_bytes_in_any_parser_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"-=:/ \n\0\"'ak3sroot-dirunix:///kubelet-argcontainerRuntimeEndpoint0::.service@\\\xff";
+        for round in 0..20_000 {
+            let len = (next() % 200) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if round % 2 == 0 {
+                        alphabet[(r % alphabet.len() as u64) as usize]
+                    } else {
+                        r as u8
+                    }
+                })
+                .collect();
+            let text = String::from_utf8_lossy(&bytes);
+            let args = procscan::split_cmdline(&bytes);
+            for comm in ["kubelet", "kubelite", "k3s-server", "containerd"] {
+                let p = Process {
+                    pid: 1,
+                    comm: comm.into(),
+                    args: args.clone(),
+                    uid: 0,
+                    unit: procscan::unit_of_cgroup(&text),
+                };
+                if let Some(k) = kubelet_of(&p, Some(&text)) {
+                    assert!(k.root.is_absolute(), "{k:?}");
+                    assert!(k.endpoint.as_ref().is_none_or(|e| e.is_absolute()), "{k:?}");
+                }
+                assert!(containerd_state(&p).is_none_or(|s| s.is_absolute()));
+                let _ = names_socket(&p.args, Path::new("/run/x.sock"));
+            }
+            assert!(endpoint_in_config(&text).is_none_or(|e| e.is_absolute()));
+            assert!(procscan::unit_of_cgroup(&text).is_none_or(|u| procscan::valid_unit_name(&u)));
+            let _ = procscan::listening_unix(&bytes[..]);
+            let _ = procscan::socket_inode(&text);
+        }
+    }
+
     #[test]
     fn a_containerds_state_directory_from_its_flags() {
         let k3s = proc_(

@@ -694,3 +694,49 @@ fn openshift_runtime_and_kubelet_in_a_namespace_of_their_own_are_named_for_that(
     assert!(!human.contains("mark kubelet.service"), "{human}");
     assert_eq!(code, 1, "Bidirectional is required: {human}");
 }
+
+/// k3s with its kubelet's root set only in its config file, and reached through a symlink:
+/// found there, said to differ from `kubelet_root` and to be a symlink, judged there.
+#[test]
+fn k3s_root_from_its_config_file_through_a_symlink() {
+    let test = "distributions_k3s_config_root";
+    let setup = setup().file("k3s.service", &k3s_unit("")).etc(
+        "rancher/k3s/config.yaml",
+        "write-kubeconfig-mode: \"0644\"\nkubelet-arg:\n  - \"root-dir=/var/lib/k3s-kubelet\"\n",
+    );
+    let Some(sb) = node(
+        test,
+        setup,
+        &["k3s-server"],
+        "mkdir -p /srv/kubelet-data && ln -s /srv/kubelet-data /var/lib/k3s-kubelet",
+        "k3s.service",
+        K3S_SOCKET,
+    ) else {
+        return;
+    };
+    let (code, report, human) = check(&sb);
+    let n = notes(&report);
+    assert!(
+        n.iter()
+            .any(|n| n
+                .ends_with(") in k3s.service, root /var/lib/k3s-kubelet (kubelet-arg root-dir in k3s's config file)")),
+        "{n:#?}"
+    );
+    assert!(
+        n.iter().any(|n| n
+            == "the running kubelet's root /var/lib/k3s-kubelet is not kubelet_root /var/lib/kubelet: the modes are judged at both"),
+        "{n:#?}"
+    );
+    assert!(
+        n.iter()
+            .any(|n| n
+                == "the kubelet's root /var/lib/k3s-kubelet is reached through a symlink: it is /srv/kubelet-data"),
+        "{n:#?}"
+    );
+    let b = mode(&report, "Bidirectional");
+    assert!(
+        b["reason"].as_str().unwrap().contains("/var/lib/k3s-kubelet shared:"),
+        "{b:#}"
+    );
+    assert_eq!(code, 0, "{human}");
+}

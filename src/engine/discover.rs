@@ -44,6 +44,8 @@ pub const MICROK8S_KUBELET_ROOT: &str = "/var/snap/microk8s/common/var/lib/kubel
 pub const K0S_KUBELET_ROOT: &str = "/var/lib/k0s/kubelet";
 /// Where k3s's embedded kubelet finds its runtime unless told otherwise.
 const K3S_SOCKET: &str = "/run/k3s/containerd/containerd.sock";
+/// k3s's config file, unless its command line names another.
+const K3S_CONFIG: &str = "/etc/rancher/k3s/config.yaml";
 /// A kubelet's `--config` file or microk8s's args file read at most this far.
 const CONFIG_CAP: u64 = 1024 * 1024;
 
@@ -152,6 +154,42 @@ fn k3s_kubelet_arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     out
 }
 
+/// k3s's config file (YAML, its keys named as its flags): the `kubelet-arg` items (a list on
+/// the following lines, an inline list, or one string) and `container-runtime-endpoint`.
+/// Read as lines: only these two top-level keys matter, so no YAML parser is needed.
+pub fn k3s_config(text: &str) -> (Vec<String>, Option<String>) {
+    let unquote = |v: &str| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+    let mut args = Vec::new();
+    let mut endpoint = None;
+    let mut in_list = false;
+    for line in text.lines() {
+        let l = line.split(" #").next().unwrap_or_default();
+        if in_list {
+            match l.trim_start().strip_prefix('-') {
+                Some(item) if l.starts_with([' ', '\t', '-']) => {
+                    args.push(unquote(item));
+                    continue;
+                }
+                _ if l.trim().is_empty() => continue,
+                _ => in_list = false,
+            }
+        }
+        if let Some(v) = l.strip_prefix("kubelet-arg:") {
+            let v = v.trim();
+            if v.is_empty() {
+                in_list = true;
+            } else if let Some(inner) = v.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+                args.extend(inner.split(',').map(unquote).filter(|a| !a.is_empty()));
+            } else {
+                args.push(unquote(v));
+            }
+        } else if let Some(v) = l.strip_prefix("container-runtime-endpoint:") {
+            endpoint = Some(unquote(v));
+        }
+    }
+    (args, endpoint)
+}
+
 /// Whether a process name is a kubelet or embeds one.
 pub fn is_kubelet_name(comm: &str) -> bool {
     comm == "kubelet" || comm == "kubelite" || comm == "k3s" || comm.starts_with("k3s-")
@@ -197,14 +235,30 @@ pub fn kubelet_of(p: &Process, extra: Option<&str>) -> Option<Kubelet> {
             }
         }
         _ => {
-            // k3s: the kubelet runs inside it, as does containerd unless told otherwise.
+            // k3s: the kubelet runs inside it, as does containerd unless told otherwise. Its
+            // command line first, then its config file (`extra`), in k3s's flag syntax.
+            let (file_args, file_endpoint) = extra.map(k3s_config).unwrap_or_default();
+            let file_args: Vec<String> = file_args
+                .into_iter()
+                .flat_map(|a| ["--kubelet-arg".to_string(), a])
+                .collect();
             let endpoint = k3s_kubelet_arg(args, "container-runtime-endpoint")
                 .or_else(|| flag(args, "container-runtime-endpoint"))
+                .or_else(|| k3s_kubelet_arg(&file_args, "container-runtime-endpoint"))
+                .or(file_endpoint.as_deref())
                 .and_then(endpoint_path)
                 .or_else(|| Some(PathBuf::from(K3S_SOCKET)));
-            match k3s_kubelet_arg(args, "root-dir") {
-                Some(r) => (PathBuf::from(r), "--kubelet-arg root-dir".to_string(), endpoint),
-                None => (PathBuf::from(KUBELET_ROOT), "k3s's default".to_string(), endpoint),
+            match (
+                k3s_kubelet_arg(args, "root-dir"),
+                k3s_kubelet_arg(&file_args, "root-dir"),
+            ) {
+                (Some(r), _) => (PathBuf::from(r), "--kubelet-arg root-dir".to_string(), endpoint),
+                (None, Some(r)) => (
+                    PathBuf::from(r),
+                    "kubelet-arg root-dir in k3s's config file".to_string(),
+                    endpoint,
+                ),
+                (None, None) => (PathBuf::from(KUBELET_ROOT), "k3s's default".to_string(), endpoint),
             }
         }
     };
@@ -246,7 +300,8 @@ fn kubelet_extra(p: &Process, reads: &mut Reads) -> Option<String> {
     let name = match p.comm.as_str() {
         "kubelet" => flag(&p.args, "config")?,
         "kubelite" => flag(&p.args, "kubelet-args-file")?,
-        _ => return None,
+        // k3s reads this file unless told another with --config.
+        _ => flag(&p.args, "config").unwrap_or(K3S_CONFIG),
     };
     let path = Path::new(name);
     // Relative to the kubelet's own working directory: not worth guessing.
@@ -522,6 +577,41 @@ mod tests {
             (Path::new(MICROK8S_KUBELET_ROOT), "microk8s's default")
         );
         assert_eq!(k.endpoint, None, "a path with a variable in it is not guessed at");
+    }
+
+    #[test]
+    fn k3s_config_file_kubelet_args_in_each_yaml_spelling() {
+        let list = "write-kubeconfig-mode: \"0644\"\nkubelet-arg:\n  - \"root-dir=/data/kubelet\"  # moved\n  - max-pods=200\nnode-label:\n  - a=b\n";
+        assert_eq!(k3s_config(list).0, ["root-dir=/data/kubelet", "max-pods=200"]);
+        assert_eq!(
+            k3s_config("kubelet-arg: [\"root-dir=/x\", 'v=2']\n").0,
+            ["root-dir=/x", "v=2"]
+        );
+        assert_eq!(k3s_config("kubelet-arg: \"--root-dir=/y\"\n").0, ["--root-dir=/y"]);
+        assert_eq!(
+            k3s_config("container-runtime-endpoint: unix:///run/other.sock\n")
+                .1
+                .as_deref(),
+            Some("unix:///run/other.sock")
+        );
+        let k = kubelet_of(&proc_("k3s-server", &["/usr/local/bin/k3s", "server"]), Some(list)).unwrap();
+        assert_eq!(
+            (k.root.as_path(), k.root_from.as_str()),
+            (Path::new("/data/kubelet"), "kubelet-arg root-dir in k3s's config file")
+        );
+        // The command line wins over the file.
+        let k = kubelet_of(
+            &proc_("k3s-agent", &["k3s", "agent", "--kubelet-arg=root-dir=/cli"]),
+            Some(list),
+        )
+        .unwrap();
+        assert_eq!(k.root, Path::new("/cli"));
+        let k = kubelet_of(
+            &proc_("k3s", &["k3s", "server"]),
+            Some("kubelet-arg: [\"--root-dir=/y\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(k.root, Path::new("/y"));
     }
 
     #[test]

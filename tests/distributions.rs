@@ -525,7 +525,7 @@ fn microk8s_units(kubelite_extra: &str) -> Setup {
 fn microk8s_its_own_root_and_a_kubelite_in_a_namespace_of_its_own() {
     let test = "distributions_microk8s";
     let prepare = format!(
-        "set -e; mkdir -p /var/snap/microk8s/current/args {MICROK8S_ROOT}; printf -- '--kubeconfig=/var/snap/microk8s/current/credentials/kubelet.config\\n--container-runtime-endpoint=unix://{MICROK8S_SOCKET}\\n' > /var/snap/microk8s/current/args/kubelet"
+        "set -e; mkdir -p /var/snap/microk8s/current/args {MICROK8S_ROOT}; printf -- '--kubeconfig=${{SNAP_DATA}}/credentials/kubelet.config\\n--root-dir=${{SNAP_COMMON}}/var/lib/kubelet\\n--container-runtime-endpoint=${{SNAP_COMMON}}/run/containerd.sock\\n' > /var/snap/microk8s/current/args/kubelet"
     );
     let Some(sb) = node(
         test,
@@ -548,7 +548,7 @@ fn microk8s_its_own_root_and_a_kubelite_in_a_namespace_of_its_own() {
     );
     assert!(
         n.iter().any(|n| n.starts_with("kubelet: kubelite (pid ")
-            && n.ends_with(") in snap.microk8s.daemon-kubelite.service, root /var/snap/microk8s/common/var/lib/kubelet (microk8s's default)")),
+            && n.ends_with(") in snap.microk8s.daemon-kubelite.service, root /var/snap/microk8s/common/var/lib/kubelet (--root-dir in its args file)")),
         "{n:#?}"
     );
     let b = mode(&report, "Bidirectional");

@@ -41,6 +41,9 @@ const RUNTIME_NAMES: &[&str] = &[
 /// The kubelet's own default root, and the distributions' where they differ.
 pub const KUBELET_ROOT: &str = "/var/lib/kubelet";
 pub const MICROK8S_KUBELET_ROOT: &str = "/var/snap/microk8s/common/var/lib/kubelet";
+/// What microk8s's `${SNAP_COMMON}` and `${SNAP_DATA}` stand for.
+const MICROK8S_COMMON: &str = "/var/snap/microk8s/common";
+const MICROK8S_DATA: &str = "/var/snap/microk8s/current";
 pub const K0S_KUBELET_ROOT: &str = "/var/lib/k0s/kubelet";
 /// Where k3s's embedded kubelet finds its runtime unless told otherwise.
 const K3S_SOCKET: &str = "/run/k3s/containerd/containerd.sock";
@@ -218,11 +221,15 @@ pub fn kubelet_of(p: &Process, extra: Option<&str>) -> Option<Kubelet> {
             }
         }
         "kubelite" => {
-            // microk8s keeps the kubelet's flags in a file, one a line.
+            // microk8s keeps the kubelet's flags in a file, one a line, with the snap's
+            // directories as variables that its wrapper expands.
             let lines: Vec<String> = extra
                 .unwrap_or_default()
                 .split_whitespace()
-                .map(str::to_string)
+                .map(|a| {
+                    a.replace("${SNAP_COMMON}", MICROK8S_COMMON)
+                        .replace("${SNAP_DATA}", MICROK8S_DATA)
+                })
                 .collect();
             let endpoint = flag(&lines, "container-runtime-endpoint").and_then(endpoint_path);
             match flag(&lines, "root-dir") {
@@ -576,7 +583,17 @@ mod tests {
             (k.root.as_path(), k.root_from.as_str()),
             (Path::new(MICROK8S_KUBELET_ROOT), "microk8s's default")
         );
-        assert_eq!(k.endpoint, None, "a path with a variable in it is not guessed at");
+        assert_eq!(
+            k.endpoint,
+            Some("/var/snap/microk8s/common/run/containerd.sock".into()),
+            "the snap's variables are expanded"
+        );
+        let k = kubelet_of(
+            &proc_("kubelite", &["kubelite"]),
+            Some("--root-dir=${SNAP_DATA}/kubelet\n--x=${OTHER}/y\n"),
+        )
+        .unwrap();
+        assert_eq!(k.root, Path::new("/var/snap/microk8s/current/kubelet"));
     }
 
     #[test]

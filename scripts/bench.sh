@@ -14,6 +14,7 @@ cargo bench --locked --bench paths
 cargo build --release --locked --quiet --target "$musl"
 BENCH_BINS="glibc=target/release/mountprop,musl=target/$musl/release/mountprop" cargo bench --locked --bench node
 cargo bench --locked --bench containers
+cargo bench --locked --bench labels
 d=$(mktemp -d /var/tmp/mountprop-build.XXXXXX)
 trap 'rm -rf "$d"' EXIT
 for t in x86_64-unknown-linux-gnu "$musl"; do

@@ -6,14 +6,16 @@ set -euo pipefail
 # docker.io and busybox-static: the real-Docker scenario and the demo run the real dockerd.
 # containerd, runc: the CRI tests run the real containerd (docker.io pulls them in; named so
 # that the CRI tests do not depend on docker.io); python3-grpcio, python3-protobuf,
-# protobuf-compiler: their CRI client, built from the CRI api.proto at test time.
+# protobuf-compiler: their CRI client, built from the CRI api.proto at test time; python3-yaml:
+# it reads deploy/daemonset.yaml.
 # rpm: rpmbuild builds the .rpm, rpm inspects it; debootstrap, squashfs-tools: the image recipes and their tests.
 # gcc-aarch64-linux-gnu: the arm64 build's linker; qemu-user-static: its tests; cpio: unpacking .rpms.
 # lintian, rpmlint: the packages' lint tests; man-db: rendering the man pages.
 # mmdebstrap: the systemd version matrix's Debian trees (scripts/trees.sh).
+# prometheus: for its promtool, which checks the alert rules and the daemon's textfile.
 pkgs=(build-essential ca-certificates curl systemd dbus util-linux procps docker.io busybox-static iptables
-      containerd runc python3-grpcio python3-protobuf protobuf-compiler rpm debootstrap squashfs-tools
-      gcc-aarch64-linux-gnu qemu-user-static cpio lintian rpmlint man-db mmdebstrap)
+      containerd runc python3-grpcio python3-protobuf python3-yaml protobuf-compiler rpm debootstrap squashfs-tools
+      gcc-aarch64-linux-gnu qemu-user-static cpio lintian rpmlint man-db mmdebstrap prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,6 +31,11 @@ if ((${#missing[@]})); then
   fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Only promtool is wanted from prometheus: its server must not start here, nor in a sandbox
+# that boots multi-user.target from this host's /etc.
+if [ -e /lib/systemd/system/prometheus.service ] && [ "$(systemctl is-enabled prometheus.service 2>/dev/null)" != masked ]; then
+  systemctl mask --now prometheus.service >/dev/null 2>&1 || ln -sf /dev/null /etc/systemd/system/prometheus.service
 fi
 
 # Rust >= 1.89 (zbus 6); Debian 12's own cargo is too old.

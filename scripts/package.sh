@@ -6,7 +6,10 @@
 #                                and .aarch64.rpm (zstd payload, rpmbuild)
 #   scripts/package.sh rpm-el7   CentOS/RHEL 7, whose rpm cannot read zstd: mountprop-V-1.el7.x86_64.rpm
 #                                (gzip payload)
-#   scripts/package.sh all       all five (the default)
+#   scripts/package.sh image     the DaemonSet's OCI image archive, for amd64 and arm64 in one:
+#                                mountprop_V_oci.tar (the static binary and nothing else; no
+#                                registry and no base image; see deploy/daemonset.yaml)
+#   scripts/package.sh all       all five and the image (the default)
 # into target/packages/, or into the directory given as a second argument. File times come from
 # SOURCE_DATE_EPOCH (default: the last commit), so the same binary gives byte-identical packages.
 # The binaries: cargo's release builds for x86_64- and aarch64-unknown-linux-musl, without their
@@ -18,8 +21,8 @@ cd "$(dirname "$0")/.."
 what=${1:-all}
 out=${2:-target/packages}
 case $what in
-  deb|rpm|rpm-el7|all) ;;
-  *) echo "usage: $0 [deb|rpm|rpm-el7|all] [DIR]" >&2; exit 2 ;;
+  deb|rpm|rpm-el7|image|all) ;;
+  *) echo "usage: $0 [deb|rpm|rpm-el7|image|all] [DIR]" >&2; exit 2 ;;
 esac
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 for t in rpmbuild dpkg-deb aarch64-linux-gnu-gcc gzip; do
@@ -176,7 +179,55 @@ build_deb() {
   rm -rf "$root"
 }
 
-case $what in deb|rpm|all) stage x86_64; stage aarch64 ;; rpm-el7) stage x86_64 ;; esac
+# The OCI image: one layer each architecture, /usr/bin/mountprop alone, under an image index
+# that carries the name (as `ctr images import` and `skopeo copy oci-archive:` read it).
+image_name="localhost/mountprop:${version}"
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+# blob FILE MEDIA_TYPE: FILE moved into the layout's blobs; prints its descriptor's fields.
+blob() {
+  local d
+  d=$(sha "$1")
+  mv "$1" "$layout/blobs/sha256/$d"
+  printf '"mediaType":"%s","digest":"sha256:%s","size":%s' "$2" "$d" "$(stat -c %s "$layout/blobs/sha256/$d")"
+}
+image_manifest() { # ARCH OCI_ARCH: prints the manifest's descriptor, with its platform
+  local stage_dir="$layout.rootfs-$1" created layer diff config manifest
+  rm -rf "$stage_dir"
+  install -D -m 0755 "target/dist/$1/mountprop" "$stage_dir/usr/bin/mountprop"
+  tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner --format=posix \
+    --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime -C "$stage_dir" -cf "$layout/layer.tar" usr
+  rm -rf "$stage_dir"
+  diff=$(sha "$layout/layer.tar")
+  gzip -n -9 "$layout/layer.tar"
+  layer=$(blob "$layout/layer.tar.gz" application/vnd.oci.image.layer.v1.tar+gzip)
+  created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+  printf '{"created":"%s","architecture":"%s","os":"linux","config":{"Entrypoint":["/usr/bin/mountprop"],"Cmd":["daemon"],"Env":["MOUNTPROP_ENTER_HOST=1"],"Labels":{"org.opencontainers.image.title":"mountprop","org.opencontainers.image.version":"%s"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$created" "$2" "$version" "$diff" > "$layout/config.json"
+  config=$(blob "$layout/config.json" application/vnd.oci.image.config.v1+json)
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{%s},"layers":[{%s}]}' \
+    "$config" "$layer" > "$layout/manifest.json"
+  manifest=$(blob "$layout/manifest.json" application/vnd.oci.image.manifest.v1+json)
+  printf '{%s,"platform":{"architecture":"%s","os":"linux"}}' "$manifest" "$2"
+}
+build_image() { # OUT
+  layout=$(mktemp -d "target/oci.XXXXXX")
+  mkdir -p "$layout/blobs/sha256"
+  local amd arm index
+  amd=$(image_manifest x86_64 amd64)
+  arm=$(image_manifest aarch64 arm64)
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s,%s]}' \
+    "$amd" "$arm" > "$layout/platforms.json"
+  index=$(blob "$layout/platforms.json" application/vnd.oci.image.index.v1+json)
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$index" "$image_name" "$version" > "$layout/index.json"
+  printf '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
+  tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner --format=posix \
+    --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime -C "$layout" -cf "$1.tmp" oci-layout index.json blobs
+  mv "$1.tmp" "$1"
+  rm -rf "$layout"
+}
+
+case $what in deb|rpm|image|all) stage x86_64; stage aarch64 ;; rpm-el7) stage x86_64 ;; esac
 stage_docs
 mkdir -p "$out"
 case $what in
@@ -187,6 +238,7 @@ case $what in
     build_rpm x86_64 1 w19.zstdio "$out/mountprop-${version}-1.x86_64.rpm"
     build_rpm aarch64 1 w19.zstdio "$out/mountprop-${version}-1.aarch64.rpm" ;;&
   rpm-el7|all) build_rpm x86_64 1.el7 w9.gzdio "$out/mountprop-${version}-1.el7.x86_64.rpm" ;;&
+  image|all) build_image "$out/mountprop_${version}_oci.tar" ;;&
   *) ;;
 esac
 ls -l "$out"

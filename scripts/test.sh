@@ -20,7 +20,8 @@ scripts/deps.sh
 # What CI checks first, as it is cheap: formatting, and clippy with every warning an error.
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
-# The version matrix's Debian trees (tests/matrix.rs) build in the background while the
+# The version matrix's Debian trees (tests/matrix.rs), and the tree the CRI table runs
+# containerd 2 in (tests/cri.rs), build in the background while the
 # packages compile: network and disk bound against a CPU-bound compile. Quick once they exist.
 scripts/trees.sh > target/trees.log 2>&1 &
 trees=$!

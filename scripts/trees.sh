@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds the minimal Debian trees the systemd version matrix boots (tests/matrix.rs):
-#   scripts/trees.sh [SUITE...]     default: bullseye bookworm trixie sid
-# into target/trees/<suite>, each with systemd, systemd-sysv, dbus, util-linux, procps, mount
+#   scripts/trees.sh [TREE...]     default: bullseye bookworm trixie sid trixie-cri
+# into target/trees/<tree>, each with systemd, systemd-sysv, dbus, util-linux, procps, mount
 # (no longer essential in unstable) and libseccomp2 (only recommended by systemd >= 258, which
-# ignores every SystemCallFilter= without it; real installs have it). A tree that is there is kept (a warm run costs
+# ignores every SystemCallFilter= without it; real installs have it). The tree trixie-cri
+# also holds containerd 2 and runc from unstable (trixie's own containerd is 1.7; they need only
+# trixie's libc6 and libseccomp2), and the python3-grpcio and python3-protobuf the CRI client
+# needs: the CRI referee table (tests/cri.rs) runs containerd 2 in it, under trixie's systemd. A tree that is there is kept (a warm run costs
 # nothing); one is built into a temp dir and renamed when complete, so an interrupted build
 # never leaves a tree that looks done. The suites build in parallel (network bound), each
 # logging to target/trees/<suite>.log.
@@ -11,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suites=("$@")
-((${#suites[@]})) || suites=(bullseye bookworm trixie sid)
+((${#suites[@]})) || suites=(bullseye bookworm trixie sid trixie-cri)
 out=target/trees
 mkdir -p "$out"
 # One build at a time: a test that needs a tree waits here for the one scripts/test.sh started.
@@ -38,14 +41,21 @@ mirror() {
 }
 
 build() {
-  local suite=$1 uri=$2 tree=$out/$1 tmp=$out/.$1.tmp opts=()
+  local suite=${1%-cri} uri=$2 tree=$out/$1 tmp=$out/.$1.tmp opts=() include=systemd,systemd-sysv,dbus,util-linux,mount,procps,libseccomp2
+  local mirrors=("$uri")
+  if [ "$suite" != "$1" ]; then
+    # Everything from the suite (pinned as the default release) but containerd and runc.
+    include+=,python3-grpcio,python3-protobuf,containerd/unstable,runc/unstable
+    mirrors=("deb $uri $suite main" "deb $uri unstable main")
+    opts+=(--aptopt="APT::Default-Release \"$suite\"" --aptopt='Acquire::Check-Valid-Until "false"')
+  fi
   # unstable's InRelease may be past its Valid-Until; allowed for unstable alone.
   [ "$suite" = sid ] && opts+=(--aptopt='Acquire::Check-Valid-Until "false"')
   rm -rf "$tmp"
   mmdebstrap --quiet --variant=essential --mode=root "${opts[@]}" \
-    --include=systemd,systemd-sysv,dbus,util-linux,mount,procps,libseccomp2 \
-    "$suite" "$tmp" "$uri" >"$out/$suite.log" 2>&1 || {
-      echo "trees.sh: building $suite failed; see $out/$suite.log" >&2; tail -n 20 "$out/$suite.log" >&2; rm -rf "$tmp"; return 1; }
+    --include="$include" \
+    "$suite" "$tmp" "${mirrors[@]}" >"$out/$1.log" 2>&1 || {
+      echo "trees.sh: building $1 failed; see $out/$1.log" >&2; tail -n 20 "$out/$1.log" >&2; rm -rf "$tmp"; return 1; }
   # The tree is complete: make it visible in one step.
   mv -T "$tmp" "$tree"
 }

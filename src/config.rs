@@ -87,6 +87,18 @@ pub enum RestartPolicy {
     Always,
 }
 
+/// Whether the daemon keeps Node Feature Discovery's feature file (node labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeLabels {
+    /// Only where NFD's features.d directory exists: a node without NFD gets no stray file.
+    #[default]
+    Auto,
+    /// Creating the directory if need be.
+    On,
+    Off,
+}
+
 /// The propagation a path needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -159,6 +171,8 @@ pub struct DaemonConfig {
     /// Each tracked container's own mount table is read again at least this often (the
     /// safety net under the events that keep them current).
     pub rejudge: Duration,
+    /// Node labels through Node Feature Discovery's local source.
+    pub node_labels: NodeLabels,
 }
 
 impl Default for DaemonConfig {
@@ -172,6 +186,7 @@ impl Default for DaemonConfig {
             metrics_file: None,
             live_probe: false,
             rejudge: Duration::from_secs(3600),
+            node_labels: NodeLabels::Auto,
         }
     }
 }
@@ -259,6 +274,7 @@ struct RawDaemon {
     metrics_file: Option<Spanned<String>>,
     live_probe: Option<bool>,
     rejudge_secs: Option<Spanned<u64>>,
+    node_labels: Option<NodeLabels>,
 }
 
 #[derive(Deserialize)]
@@ -477,6 +493,9 @@ impl Config {
             if let Some(v) = range(d.rejudge_secs, "rejudge_secs", 60, 7 * 86_400)? {
                 cfg.daemon.rejudge = Duration::from_secs(v);
             }
+            if let Some(l) = d.node_labels {
+                cfg.daemon.node_labels = l;
+            }
         }
         Ok(cfg)
     }
@@ -654,6 +673,12 @@ pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/conf
 # changes, so a quiet round reads no container's table. As a safety net, each container's
 # own mount table is read again this often anyway, spread over time, never all at once.
 #rejudge_secs = 3600
+# Node labels for the scheduler: the daemon keeps Node Feature Discovery's feature file
+# /etc/kubernetes/node-feature-discovery/features.d/mountprop (labels
+# feature.node.kubernetes.io/mountprop.bidirectional=true and the like, with an expiry a few
+# intervals ahead, so a dead daemon's labels lapse). "auto": only where that directory exists;
+# "on": create it if need be; "off": never.
+#node_labels = "auto"
 "#;
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ use mountprop::node::systemd::Systemd;
 
 use mountprop::cli::args::{Cli, Command, ConfigCommand, Output};
 
+/// The environment's way to say --enter-host (a DaemonSet's exec probes inherit it).
+const ENTER_HOST_ENV: &str = "MOUNTPROP_ENTER_HOST";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon says in the journal what it changed; one-shot commands print a report instead.
@@ -23,7 +26,25 @@ fn main() -> ExitCode {
     } else {
         cli.verbose
     };
-    mountprop::cli::logging::init(mountprop::cli::logging::level(verbose, cli.quiet));
+    // Before anything else: setns(2) into a mount namespace needs a process of one thread.
+    let enter = cli.enter_host || std::env::var_os(ENTER_HOST_ENV).is_some_and(|v| v == "1");
+    // The daemon leaves its first process behind in the container, for the pod's exec probes.
+    if enter && matches!(cli.command, Command::Daemon) && !mountprop::node::hostns::in_pid1_namespace() {
+        match mountprop::node::hostns::keep_container_side() {
+            Ok(None) => {}
+            Ok(Some(code)) => return ExitCode::from(code),
+            Err(e) => return ExitCode::from(fail(e)),
+        }
+    }
+    let entered = enter.then(mountprop::node::hostns::enter_pid1);
+    // A daemon outside systemd (a pod) logs to stdout, where the kubelet collects it.
+    let to_stdout = matches!(cli.command, Command::Daemon) && std::env::var_os("NOTIFY_SOCKET").is_none();
+    mountprop::cli::logging::init(mountprop::cli::logging::level(verbose, cli.quiet), to_stdout);
+    match entered {
+        Some(Err(e)) => return ExitCode::from(fail(e)),
+        Some(Ok(how)) => tracing::info!("{how}"),
+        None => {}
+    }
     ExitCode::from(run(cli))
 }
 
@@ -53,9 +74,18 @@ fn run(cli: Cli) -> u8 {
             }
         }
         Command::Daemon => mountprop::daemon::run(cli.config),
-        Command::Status(out) => {
+        Command::Status { alive, output: out } => {
             let path = mountprop::daemon::state::state_path();
             match mountprop::daemon::state::State::read(&path) {
+                Ok(st) if alive => {
+                    let (ok, why) = st.alive(mountprop::daemon::state::unix_now());
+                    println!("{}", escape::line(&why));
+                    u8::from(!ok)
+                }
+                Err(e) if alive => {
+                    println!("{}", escape::line(&e));
+                    1
+                }
                 Ok(st) => {
                     if out.oneline {
                         println!("{}", escape::line(&st.status_line));

@@ -1,13 +1,15 @@
-//! The CRI as referee: Debian 12's real containerd (and runc) in the node, driven over its CRI
-//! socket as the kubelet drives it, for many node layouts. mountprop judges the modes at two
-//! points, `/` (a hostPath volume may be anywhere) and the kubelet root (pod volumes), so each
-//! layout has a volume at each: a host path outside the kubelet root, held by `/`, and one
-//! under the kubelet root. For each layout, one pod with a container per point and propagation
-//! (PRIVATE, HOST_TO_CONTAINER, BIDIRECTIONAL): what containerd accepts or refuses, what really
-//! propagates (a tmpfs mounted on the host and one mounted in the container, each looked for on
-//! the other side), and what `check` and `probe` say. A mode works at a point when its container
-//! runs AND the mounts propagate in the direction(s) it needs; it works on the node when it
-//! works at both points; all must agree. The table is printed on every run.
+//! The CRI as referee: a real containerd (and runc) in the node, driven over its CRI socket as
+//! the kubelet drives it, for many node layouts. Two tables, the same layouts: Debian 12's
+//! containerd 1.6 in a node of the host's own `/`, and containerd 2 (Debian unstable's, in a
+//! Debian 13 tree booted with its own systemd; see `crinode::Containerd`). mountprop judges the
+//! modes at two points, `/` (a hostPath volume may be anywhere) and the kubelet root (pod
+//! volumes), so each layout has a volume at each: a host path outside the kubelet root, held by
+//! `/`, and one under the kubelet root. For each layout, one pod with a container per point and
+//! propagation (PRIVATE, HOST_TO_CONTAINER, BIDIRECTIONAL): what containerd accepts or refuses,
+//! what really propagates (a tmpfs mounted on the host and one mounted in the container, each
+//! looked for on the other side), and what `check` and `probe` say. A mode works at a point
+//! when its container runs AND the mounts propagate in the direction(s) it needs; it works on
+//! the node when it works at both points; all must agree. The table is printed on every run.
 //!
 //! The client (`tests/cri/cri.py`) runs with Debian's python3-grpcio; its messages are built
 //! from the CRI `api.proto` Debian ships (`tests/cri/build.sh`, into target/cri).
@@ -20,7 +22,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crinode::{CGROUP_PARENT, CriNode, IMAGE, KUBELET, LABEL, PY, build, leftover_cgroups, remove_cgroups};
+use crinode::{CGROUP_PARENT, Containerd, CriNode, IMAGE, KUBELET, LABEL, PY, build, leftover_cgroups, remove_cgroups};
 use serde_json::Value;
 
 /// The points the modes are judged at, each with a volume's host path there: a hostPath outside
@@ -288,8 +290,9 @@ fn holding_mount(mountinfo: &str, path: &str) -> (String, String) {
     best.unwrap_or_else(|| panic!("no mount holds {path}"))
 }
 
-fn boot(test: &str, layout: &Layout, built: &Path) -> Option<CriNode> {
-    let mut setup = crinode::setup()
+fn boot(test: &str, containerd: Containerd, layout: &Layout, built: &Path) -> Option<CriNode> {
+    let mut setup = containerd
+        .setup()?
         .etc("mountprop/config.toml", "restart = \"always\"\n")
         .etc(
             "mountprop/h2c.toml",
@@ -298,7 +301,7 @@ fn boot(test: &str, layout: &Layout, built: &Path) -> Option<CriNode> {
     if let Some(d) = layout.dropin {
         setup = setup.file("containerd.service.d/10-layout.conf", d);
     }
-    let node = CriNode::boot(test, setup)?;
+    let node = CriNode::boot_with(test, containerd, setup)?;
     node.copy_client(built);
     let prepare = format!(
         "set -e; mkdir -p {KUBELET}; {}\nmkdir -p {} {}",
@@ -512,25 +515,49 @@ fn table(rows: &[Row]) -> String {
 
 #[test]
 fn cri_referee_table() {
-    let test = "cri_referee_table";
+    referee("cri_referee_table", "cri", Containerd::Host);
+}
+
+#[test]
+fn cri_referee_table_containerd2() {
+    referee("cri_referee_table_containerd2", "cri2-", Containerd::Two);
+}
+
+/// One table at a time: both share the pods' cgroup parent in the host's hierarchies, which
+/// each cleans up and checks between layouts (the sandbox lock alone would let the other
+/// table's next node boot in between).
+static ONE_TABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The table for one containerd; `prefix` names its sandboxes.
+fn referee(test: &str, prefix: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
+    let _one = ONE_TABLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // A test process that was killed outright left its pods' (empty) cgroups behind.
     remove_cgroups();
     let start = Instant::now();
     let built = build();
+    // containerd 2's tree is built here on first use (scripts/trees.sh), so that its time is
+    // told apart from the layouts'.
+    if containerd.setup().is_none() {
+        return;
+    }
     let built_in = start.elapsed();
     let mut rows = Vec::new();
     let mut runtime = String::new();
     let mut waited = std::time::Duration::ZERO;
     for (i, layout) in LAYOUTS.iter().enumerate() {
-        let Some(node) = boot(&format!("cri{i}"), layout, &built) else {
+        let Some(node) = boot(&format!("{prefix}{i}"), containerd, layout, &built) else {
             return;
         };
         waited += node.waited;
         if runtime.is_empty() {
             runtime = node.exec(&["containerd", "--version"]).ok().stdout.trim().to_string();
+            // "containerd <module> <version> [<package version>]": the table is the one it says.
+            let major = runtime.split_whitespace().nth(2).and_then(|v| v.split('.').next());
+            let want = if containerd == Containerd::Two { "2" } else { "1" };
+            assert_eq!(major, Some(want), "{test}: not the containerd it is for: {runtime}");
         }
         rows.push(measure(&node, layout.name));
         if let Some((name, action)) = layout.then {
@@ -543,7 +570,7 @@ fn cri_referee_table() {
     let t = table(&rows);
     let _ = writeln!(
         std::io::stderr(),
-        "\nCRI referee ({runtime}; {} layouts in {:.1} s, of which {:.1} s building the client and {:.1} s waiting for other tests' sandboxes):\n{t}",
+        "\nCRI referee ({runtime}; {} layouts in {:.1} s, of which {:.1} s building the client (and a tree) and {:.1} s waiting for other tests' sandboxes):\n{t}",
         rows.len(),
         start.elapsed().as_secs_f64(),
         built_in.as_secs_f64(),

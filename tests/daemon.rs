@@ -417,3 +417,141 @@ fn d10_stays_responsive_under_mount_churn() {
         "never restarted, by the watchdog or otherwise"
     );
 }
+
+/// Node Feature Discovery's feature file follows the node: a runtime in a slave namespace gives
+/// `bidirectional=false`; restarted into the host's namespace (with mountprop's drop-in), `true`.
+/// A reader polling the file all the while never sees a half-written one; a quiet round does
+/// not rewrite it; the daemon's metrics textfile passes `promtool check metrics`.
+#[test]
+fn d11_node_labels_follow_the_node() {
+    const DIR: &str = "/etc/kubernetes/node-feature-discovery/features.d";
+    const FILE: &str = "/etc/kubernetes/node-feature-discovery/features.d/mountprop";
+    const P: &str = "feature.node.kubernetes.io/mountprop.";
+    // The daemon is started by hand, after docker has started in its slave namespace.
+    let setup = Setup::default()
+        .file("docker.service", OLD_DOCKER)
+        .want("docker.service")
+        .file("mountprop.service", &sandbox::scenario::daemon_unit())
+        // NFD's directory exists (nfd-worker's host mount); a file of NFD's own is in it.
+        .etc(
+            "kubernetes/node-feature-discovery/features.d/other",
+            "example.com/other=1\n",
+        )
+        .etc(
+            "mountprop/config.toml",
+            "[daemon]\nmetrics_file = \"/var/lib/node-exporter/mountprop.prom\"\n",
+        );
+    let Some(sb) = sandbox::boot("d11", setup) else { return };
+    wait_until("docker running", Duration::from_secs(10), || {
+        sb.main_pid("docker.service") != 0
+    });
+    // Reads the file as fast as it can until told to stop; a read that is not a whole file
+    // (mountprop's header first, the last label last) is counted and kept.
+    sb.write(
+        "/root/reader.py",
+        &format!(
+            r##"import os, sys
+whole = bad = 0
+seen = set()
+first_bad = ""
+while not os.path.exists("/root/stop"):
+    try:
+        with open("{FILE}") as f:
+            t = f.read()
+    except FileNotFoundError:
+        continue
+    if t.startswith("# Managed by mountprop.") and t.endswith("\n") and "{P}stale-containers=" in t.splitlines()[-1]:
+        whole += 1
+        seen.update(l for l in t.splitlines() if l.startswith("{P}bidirectional="))
+    else:
+        bad += 1
+        first_bad = first_bad or repr(t)
+print(whole, bad, sorted(seen), first_bad)
+"##
+        ),
+    );
+    let reader = sb.spawn(&[], &["python3", "/root/reader.py"]);
+    sb.exec(&["systemctl", "start", "mountprop.service"]).ok();
+    running(&sb);
+    let label = |name: &str| {
+        sb.read(FILE).and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix(&format!("{P}{name}=")).map(String::from))
+        })
+    };
+    wait_until("bidirectional=false", Duration::from_secs(10), || {
+        label("bidirectional").as_deref() == Some("false")
+    });
+    let broken = sb.read(FILE).unwrap_or_default();
+    eprintln!("with docker in a slave namespace:\n{broken}");
+    assert_eq!(label("compliant").as_deref(), Some("false"), "{broken}");
+    assert_eq!(label("none").as_deref(), Some("true"), "{broken}");
+    assert_eq!(label("stale-containers").as_deref(), Some("0"), "{broken}");
+
+    // The expiry: RFC 3339 UTC, four intervals (60 s) ahead of the node's clock.
+    let expiry = broken
+        .lines()
+        .find_map(|l| l.strip_prefix("# +expiry-time="))
+        .expect("an expiry line");
+    let now: i64 = sb.sh("date -u +%s").stdout.trim().parse().expect("date");
+    let at: i64 = sb
+        .exec(&["date", "-u", "-d", expiry, "+%s"])
+        .stdout
+        .trim()
+        .parse()
+        .expect("an expiry date(1) reads");
+    assert!(
+        (now + 180..=now + 245).contains(&at),
+        "expiry {expiry} ({at}) vs now {now}"
+    );
+
+    // The fix: restarted, docker runs in the host's namespace with mountprop's drop-in.
+    sb.exec(&["systemctl", "restart", "docker.service"]).ok();
+    wait_until("bidirectional=true", Duration::from_secs(10), || {
+        label("bidirectional").as_deref() == Some("true")
+    });
+    let fixed = sb.read(FILE).unwrap_or_default();
+    eprintln!("after docker's restart:\n{fixed}");
+    assert_eq!(label("compliant").as_deref(), Some("true"), "{fixed}");
+
+    // Quiet rounds (a daemon-reload is a systemd event, each gives a full round) keep the file.
+    settled(&sb);
+    let inode = sb.exec(&["stat", "-c", "%i", FILE]).stdout;
+    let checks = state(&sb)["checks"].as_i64().unwrap_or(0);
+    for _ in 0..3 {
+        sb.exec(&["systemctl", "daemon-reload"]).ok();
+        settled(&sb);
+    }
+    assert!(
+        state(&sb)["checks"].as_i64().unwrap_or(0) > checks,
+        "the reloads gave rounds"
+    );
+    assert_eq!(
+        sb.exec(&["stat", "-c", "%i", FILE]).stdout,
+        inode,
+        "rewritten with no change"
+    );
+
+    sb.write("/root/stop", "");
+    let out = reader.wait_with_output().expect("the reader");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("reader: whole reads, bad reads, values seen, first bad: {said}");
+    let mut words = said.split_whitespace();
+    let whole: u64 = words.next().and_then(|w| w.parse().ok()).expect("reader output");
+    let bad: u64 = words.next().and_then(|w| w.parse().ok()).expect("reader output");
+    assert!(whole > 100 && bad == 0, "{said}");
+    assert!(
+        said.contains(&format!("'{P}bidirectional=false', '{P}bidirectional=true'")),
+        "the reader saw both: {said}"
+    );
+    // Nothing else in NFD's directory changed: no temp file left, NFD's own file untouched.
+    let listing = sb.exec(&["ls", "-A", DIR]).stdout;
+    assert_eq!(listing, "mountprop\nother\n");
+    assert_eq!(
+        sb.read(&format!("{DIR}/other")).as_deref(),
+        Some("example.com/other=1\n")
+    );
+
+    let metrics = sb.read("/var/lib/node-exporter/mountprop.prom").expect("metrics file");
+    sandbox::scenario::promtool_check_metrics(&metrics);
+}

@@ -392,7 +392,10 @@ fn k3s_a_container_cut_off_under_its_state_directory_is_named() {
     ) else {
         return;
     };
-    let node = crinode::CriNode { sb: Some(sb) };
+    let node = crinode::CriNode {
+        sb: Some(sb),
+        containerd: crinode::Containerd::Host,
+    };
     node.copy_client(&built);
     node.exec(&[
         "ctr",

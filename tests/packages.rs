@@ -51,7 +51,9 @@ fn dist_bin(arch: &str) -> PathBuf {
 
 /// Whether the packages are there; a loud SKIP (or, when required, a failure) if not.
 fn packages(test: &str) -> bool {
-    let present = ARCHES.iter().all(|(_, d, _)| deb_of(d).is_file()) && rpms().iter().all(|(r, _, _)| r.is_file());
+    let present = ARCHES.iter().all(|(_, d, _)| deb_of(d).is_file())
+        && rpms().iter().all(|(r, _, _)| r.is_file())
+        && out_dir().join(format!("mountprop_{VERSION}_oci.tar")).is_file();
     if present {
         return true;
     }
@@ -691,6 +693,72 @@ fn the_packaged_config_is_the_commented_default() {
     assert_eq!(preset.trim(), "enable mountprop.service");
 }
 
+/// The DaemonSet's OCI image archive: an index named localhost/mountprop:VERSION over one
+/// manifest per architecture; each has one layer holding /usr/bin/mountprop alone (the staged
+/// static binary, byte for byte) and runs `mountprop daemon` with MOUNTPROP_ENTER_HOST=1.
+#[test]
+fn oci_image_holds_the_static_binary_alone() {
+    if !packages("oci_image") {
+        return;
+    }
+    let archive = out_dir().join(format!("mountprop_{VERSION}_oci.tar"));
+    let dir = scratch("oci");
+    run("tar", &["-xf", archive.to_str().unwrap(), "-C", dir.to_str().unwrap()]);
+    let json = |rel: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))).unwrap()
+    };
+    let blob = |digest: &serde_json::Value| {
+        let d = digest.as_str().expect("digest");
+        format!("blobs/sha256/{}", d.strip_prefix("sha256:").expect("sha256"))
+    };
+    assert_eq!(json("oci-layout")["imageLayoutVersion"], "1.0.0");
+    let index = json("index.json");
+    let named = &index["manifests"][0];
+    assert_eq!(
+        named["annotations"]["io.containerd.image.name"],
+        format!("localhost/mountprop:{VERSION}")
+    );
+    let platforms = json(&blob(&named["digest"]));
+    let mut seen = Vec::new();
+    for m in platforms["manifests"].as_array().expect("manifests") {
+        let arch = m["platform"]["architecture"].as_str().expect("arch").to_string();
+        let manifest = json(&blob(&m["digest"]));
+        let config = json(&blob(&manifest["config"]["digest"]));
+        assert_eq!(config["architecture"], arch.as_str());
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            serde_json::json!(["/usr/bin/mountprop"])
+        );
+        assert_eq!(config["config"]["Cmd"], serde_json::json!(["daemon"]));
+        assert_eq!(config["config"]["Env"], serde_json::json!(["MOUNTPROP_ENTER_HOST=1"]));
+        let layers = manifest["layers"].as_array().expect("layers");
+        assert_eq!(layers.len(), 1);
+        let layer = dir.join(blob(&layers[0]["digest"]));
+        let listing = run("tar", &["-tzvf", layer.to_str().unwrap()]);
+        let names: Vec<&str> = listing.lines().filter_map(|l| l.split_whitespace().last()).collect();
+        assert_eq!(names, ["usr/", "usr/bin/", "usr/bin/mountprop"], "{listing}");
+        assert!(listing.contains("-rwxr-xr-x 0/0"), "{listing}");
+        let unpacked = dir.join(format!("rootfs-{arch}"));
+        std::fs::create_dir_all(&unpacked).unwrap();
+        run(
+            "tar",
+            &["-xzf", layer.to_str().unwrap(), "-C", unpacked.to_str().unwrap()],
+        );
+        let (binary_arch, _, _) = ARCHES.iter().find(|(_, d, _)| *d == arch).expect("a packaged arch");
+        assert!(
+            std::fs::read(unpacked.join("usr/bin/mountprop")).unwrap() == std::fs::read(dist_bin(binary_arch)).unwrap(),
+            "{arch}: the layer's binary is the staged one"
+        );
+        seen.push(arch);
+    }
+    seen.sort();
+    assert_eq!(seen, ["amd64", "arm64"]);
+    eprintln!(
+        "OCI image archive: {} bytes",
+        std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0)
+    );
+}
+
 /// The same binary and sources give byte-identical packages.
 #[test]
 fn packages_rebuild_byte_identical() {
@@ -702,7 +770,7 @@ fn packages_rebuild_byte_identical() {
     // The shipped script, once for each format, into a directory of its own.
     let build = |n: u32| -> Vec<Vec<u8>> {
         let out = dir.join(n.to_string());
-        for what in ["deb", "rpm"] {
+        for what in ["deb", "rpm", "image"] {
             let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package.sh"))
                 .args([what, out.to_str().unwrap()])
                 .env("SOURCE_DATE_EPOCH", epoch.trim())
@@ -720,11 +788,12 @@ fn packages_rebuild_byte_identical() {
             .map(|f| std::fs::read(out.join(f.replace("V", VERSION))).unwrap())
             .collect()
     };
-    const NAMES: [&str; 4] = [
+    const NAMES: [&str; 5] = [
         "mountprop_V-1_amd64.deb",
         "mountprop_V-1_arm64.deb",
         "mountprop-V-1.x86_64.rpm",
         "mountprop-V-1.aarch64.rpm",
+        "mountprop_V_oci.tar",
     ];
     let first = build(1);
     std::thread::sleep(std::time::Duration::from_millis(1100));

@@ -8,7 +8,7 @@ mod sandbox;
 
 use std::time::{Duration, Instant};
 
-use crinode::{CriNode, KUBELET};
+use crinode::{Containerd, CriNode, KUBELET};
 use serde_json::Value;
 
 const H2C: &str = "PROPAGATION_HOST_TO_CONTAINER";
@@ -84,13 +84,13 @@ fn prop(node: &CriNode, pid: &str, point: &str) -> String {
 
 /// A containerd node, `prepare` run before containerd starts; `daemon`: the shipped
 /// mountprop.service installed (not started).
-fn boot(test: &str, prepare: &str, config: &str, daemon: bool) -> Option<CriNode> {
+fn boot(test: &str, containerd: Containerd, prepare: &str, config: &str, daemon: bool) -> Option<CriNode> {
     let built = crinode::build();
-    let mut setup = crinode::setup().etc("mountprop/config.toml", config);
+    let mut setup = containerd.setup()?.etc("mountprop/config.toml", config);
     if daemon {
         setup = setup.file("mountprop.service", &daemon_unit());
     }
-    let node = CriNode::boot(test, setup)?;
+    let node = CriNode::boot_with(test, containerd, setup)?;
     node.copy_client(&built);
     node.sh(&format!("set -e; mkdir -p {KUBELET} {LOGS} {DATA} {WEB}; {prepare}"))
         .ok();
@@ -105,14 +105,28 @@ fn boot(test: &str, prepare: &str, config: &str, daemon: bool) -> Option<CriNode
 /// pod is recreated, it is gone from the list.
 #[test]
 fn stale_pods_started_on_a_broken_node() {
-    let test = "stale_pods_started_on_a_broken_node";
+    started_on_a_broken_node("stale_pods_started_on_a_broken_node", "stale1", Containerd::Host);
+}
+
+/// The same with containerd 2 (its tasks' state and specs, as mountprop reads them).
+#[test]
+fn stale_pods_started_on_a_broken_node_containerd2() {
+    started_on_a_broken_node(
+        "stale_pods_started_on_a_broken_node_containerd2",
+        "stale1-2",
+        Containerd::Two,
+    );
+}
+
+fn started_on_a_broken_node(test: &str, sandbox: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
     crinode::remove_cgroups();
     let start = Instant::now();
     let Some(node) = boot(
-        "stale1",
+        sandbox,
+        containerd,
         "mount --make-rshared / && mount --bind /var/lib/kubelet /var/lib/kubelet && mount --make-slave /var/lib/kubelet",
         "restart = \"always\"\n[[paths]]\npath = \"/\"\n[[paths]]\npath = \"/var/lib/kubelet\"\n",
         false,
@@ -221,7 +235,7 @@ fn stale_pods_started_on_a_broken_node() {
     drop(node);
     assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
     eprintln!(
-        "stale_pods_started_on_a_broken_node: {:.1} s, {:.1} s of it on the node",
+        "{test}: {:.1} s, {:.1} s of it on the node",
         start.elapsed().as_secs_f64(),
         booted.elapsed().as_secs_f64()
     );
@@ -258,14 +272,26 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 /// check and probe, list both.
 #[test]
 fn stale_pods_after_a_flip_of_root() {
-    let test = "stale_pods_after_a_flip_of_root";
+    after_a_flip_of_root("stale_pods_after_a_flip_of_root", "stale2", Containerd::Host);
+}
+
+#[test]
+fn stale_pods_after_a_flip_of_root_containerd2() {
+    after_a_flip_of_root(
+        "stale_pods_after_a_flip_of_root_containerd2",
+        "stale2-2",
+        Containerd::Two,
+    );
+}
+
+fn after_a_flip_of_root(test: &str, sandbox: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
     crinode::remove_cgroups();
     let start = Instant::now();
     let config = "restart = \"always\"\n[daemon]\nmetrics_file = \"/var/lib/node-exporter/mountprop.prom\"\n";
-    let Some(node) = boot("stale2", "mount --make-rshared /", config, true) else {
+    let Some(node) = boot(sandbox, containerd, "mount --make-rshared /", config, true) else {
         return;
     };
     let booted = Instant::now();
@@ -339,6 +365,8 @@ fn stale_pods_after_a_flip_of_root() {
     assert_eq!(st["status"], "drift");
     let prom = node.read("/var/lib/node-exporter/mountprop.prom").unwrap_or_default();
     assert!(prom.lines().any(|l| l == "mountprop_containers_stale 2"), "{prom}");
+    // promtool lints a textfile with stale containers and drift too.
+    sandbox::scenario::promtool_check_metrics(&prom);
     let human = node.mountprop(&["status"]).stdout;
     assert!(
         human.contains("STALE CONTAINERS (2)") && !human.contains("default/web"),
@@ -349,7 +377,7 @@ fn stale_pods_after_a_flip_of_root() {
     drop(node);
     assert_eq!(crinode::leftover_cgroups(), Vec::<std::path::PathBuf>::new());
     eprintln!(
-        "stale_pods_after_a_flip_of_root: {:.1} s, {:.1} s of it on the node",
+        "{test}: {:.1} s, {:.1} s of it on the node",
         start.elapsed().as_secs_f64(),
         booted.elapsed().as_secs_f64()
     );
@@ -362,16 +390,35 @@ fn stale_pods_after_a_flip_of_root() {
 /// master: both are listed.
 #[test]
 fn stale_pods_behind_a_runtime_in_a_namespace_of_its_own() {
-    let test = "stale_pods_behind_a_runtime_in_a_namespace_of_its_own";
+    behind_a_runtime_in_a_namespace_of_its_own(
+        "stale_pods_behind_a_runtime_in_a_namespace_of_its_own",
+        "stale3",
+        Containerd::Host,
+    );
+}
+
+#[test]
+fn stale_pods_behind_a_runtime_in_a_namespace_of_its_own_containerd2() {
+    behind_a_runtime_in_a_namespace_of_its_own(
+        "stale_pods_behind_a_runtime_in_a_namespace_of_its_own_containerd2",
+        "stale3-2",
+        Containerd::Two,
+    );
+}
+
+fn behind_a_runtime_in_a_namespace_of_its_own(test: &str, sandbox: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
     crinode::remove_cgroups();
     let built = crinode::build();
-    let setup = crinode::setup()
+    let Some(setup) = containerd.setup() else {
+        return;
+    };
+    let setup = setup
         .etc("mountprop/config.toml", "restart = \"never\"\n")
         .file("containerd.service.d/10-layout.conf", "[Service]\nPrivateTmp=yes\n");
-    let Some(node) = CriNode::boot("stale3", setup) else {
+    let Some(node) = CriNode::boot_with(sandbox, containerd, setup) else {
         return;
     };
     let booted = Instant::now();
@@ -431,7 +478,19 @@ fn stale_pods_behind_a_runtime_in_a_namespace_of_its_own() {
 /// that gets its pid next.
 #[test]
 fn containers_tracked_as_they_come_and_go() {
-    let test = "containers_tracked_as_they_come_and_go";
+    tracked_as_they_come_and_go("containers_tracked_as_they_come_and_go", "stale4", Containerd::Host);
+}
+
+#[test]
+fn containers_tracked_as_they_come_and_go_containerd2() {
+    tracked_as_they_come_and_go(
+        "containers_tracked_as_they_come_and_go_containerd2",
+        "stale4-2",
+        Containerd::Two,
+    );
+}
+
+fn tracked_as_they_come_and_go(test: &str, sandbox: &str, containerd: Containerd) {
     if !crinode::prerequisites(test) {
         return;
     }
@@ -441,7 +500,8 @@ fn containers_tracked_as_they_come_and_go() {
     let crio = "/run/containers/storage/overlay-containers";
     let config = "restart = \"always\"\n[daemon]\ninterval_secs = 86400\nmetrics_file = \"/var/lib/node-exporter/mountprop.prom\"\n";
     let Some(node) = boot(
-        "stale4",
+        sandbox,
+        containerd,
         &format!("mount --make-rshared / && mkdir -p {crio}"),
         config,
         true,

@@ -95,7 +95,7 @@ _mountprop() {
 
     case "${cmd}" in
         mountprop)
-            opts="-v -q -h -V --config --verbose --quiet --help --version check probe apply revert daemon status config help"
+            opts="-v -q -h -V --config --verbose --quiet --enter-host --help --version check probe apply revert daemon status config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -113,7 +113,7 @@ _mountprop() {
             return 0
             ;;
         mountprop__subcmd__apply)
-            opts="-v -q -h --dry-run --root --json --oneline --config --verbose --quiet --help"
+            opts="-v -q -h --dry-run --root --json --oneline --config --verbose --quiet --enter-host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -135,7 +135,7 @@ _mountprop() {
             return 0
             ;;
         mountprop__subcmd__check)
-            opts="-v -q -h --root --json --oneline --config --verbose --quiet --help"
+            opts="-v -q -h --root --json --oneline --config --verbose --quiet --enter-host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -157,7 +157,7 @@ _mountprop() {
             return 0
             ;;
         mountprop__subcmd__config)
-            opts="-v -q -h --config --verbose --quiet --help check default help"
+            opts="-v -q -h --config --verbose --quiet --enter-host --help check default help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,7 +175,7 @@ _mountprop() {
             return 0
             ;;
         mountprop__subcmd__config__subcmd__check)
-            opts="-v -q -h --config --verbose --quiet --help"
+            opts="-v -q -h --config --verbose --quiet --enter-host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -193,7 +193,7 @@ _mountprop() {
             return 0
             ;;
         mountprop__subcmd__config__subcmd__default)
-            opts="-v -q -h --config --verbose --quiet --help"
+            opts="-v -q -h --config --verbose --quiet --enter-host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -267,7 +267,7 @@ _mountprop() {
             return 0
             ;;
         mountprop__subcmd__daemon)
-            opts="-v -q -h --config --verbose --quiet --help"
+            opts="-v -q -h --config --verbose --quiet --enter-host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -439,7 +439,7 @@ _mountprop() {
             return 0
             ;;
         mountprop__subcmd__probe)
-            opts="-v -q -h --timeout --json --oneline --config --verbose --quiet --help"
+            opts="-v -q -h --timeout --json --oneline --config --verbose --quiet --enter-host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -461,7 +461,7 @@ _mountprop() {
             return 0
             ;;
         mountprop__subcmd__revert)
-            opts="-v -q -h --root --config --verbose --quiet --help"
+            opts="-v -q -h --root --config --verbose --quiet --enter-host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -483,7 +483,7 @@ _mountprop() {
             return 0
             ;;
         mountprop__subcmd__status)
-            opts="-v -q -h --json --oneline --config --verbose --quiet --help"
+            opts="-v -q -h --alive --json --oneline --config --verbose --quiet --enter-host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

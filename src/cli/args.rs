@@ -19,6 +19,10 @@ pub struct Cli {
     /// Only errors in the log
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// First enter PID 1's mount namespace: for a privileged pod with hostPID (the DaemonSet),
+    /// so that files, mounts and the system bus are the host's. Also MOUNTPROP_ENTER_HOST=1
+    #[arg(long, global = true)]
+    pub enter_host: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -62,7 +66,14 @@ pub enum Command {
     Daemon,
     /// What the running daemon last found (/run/mountprop/state.json). Exit 0 compliant,
     /// 1 not, 2 daemon not running
-    Status(Output),
+    Status {
+        /// Only whether the daemon runs and has checked within three intervals, whatever the
+        /// node's state: exit 0 yes, 1 no (a Kubernetes liveness and readiness probe)
+        #[arg(long, conflicts_with_all = ["json", "oneline"])]
+        alive: bool,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Validate or print the configuration
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -34,7 +34,9 @@ fn stderr_is_journal() -> bool {
     dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
 }
 
-pub fn init(level: LevelFilter) {
+/// Logs go to the journal, else to stderr, or with `to_stdout` (a daemon outside systemd) to
+/// stdout.
+pub fn init(level: LevelFilter, to_stdout: bool) {
     let registry = tracing_subscriber::registry().with(level);
     if stderr_is_journal()
         && let Ok(journal) = tracing_journald::layer()
@@ -44,6 +46,14 @@ pub fn init(level: LevelFilter) {
             .with_field_prefix(None)
             .with_syslog_identifier("mountprop".into());
         let _ = registry.with(journal).try_init();
+        return;
+    }
+    if to_stdout {
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
+            .with_target(false)
+            .without_time();
+        let _ = registry.with(fmt).try_init();
         return;
     }
     let fmt = tracing_subscriber::fmt::layer()

@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::config::Config;
+use crate::daemon::labels;
 use crate::daemon::metrics;
 use crate::daemon::notify;
 use crate::daemon::ratelimit::{Limiter, Suppressed};
+use crate::daemon::state;
 use crate::daemon::state::State;
 use crate::engine::act::ActionResult;
 use crate::engine::{self, Applied, Checked, Look, Node};
@@ -40,6 +42,8 @@ pub struct Shared {
     pub heartbeat: Mutex<Instant>,
     /// Set by SIGTERM/SIGINT.
     pub stop: Arc<AtomicBool>,
+    /// The node labels' last error, said once.
+    pub labels_error: Mutex<Option<String>>,
 }
 
 /// Locks, carrying on after a thread that panicked while holding the lock: the data is plain
@@ -65,6 +69,21 @@ impl Shared {
         {
             tracing::warn!("cannot write metrics to {}: {e}", path.display());
         }
+        let dir = Path::new(labels::FEATURES_DIR);
+        let labelled = labels::publish(cfg.daemon.node_labels, dir, &state, state::unix_now());
+        if let Ok(labels::Published::Written) = labelled {
+            tracing::debug!("node labels written to {}", dir.display());
+        }
+        // An error is said when it first comes (and again if it changes), not every round.
+        let error = labelled.err().map(|e| e.to_string());
+        let mut last = lock(&self.labels_error);
+        if let Some(e) = &error
+            && *last != error
+        {
+            tracing::warn!("node labels: {e}");
+        }
+        *last = error;
+        drop(last);
         notify::status(&state.status_line);
     }
 

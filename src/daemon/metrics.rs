@@ -22,7 +22,7 @@ pub fn render(s: &State) -> String {
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     };
-    let compliant = s.error.is_none() && matches!(s.status, Status::Ok | Status::NotInstalled);
+    let compliant = s.compliant();
     metric(
         "mountprop_compliant",
         "gauge",
@@ -90,6 +90,12 @@ pub fn render(s: &State) -> String {
         "When the last check ran (Unix time).",
         vec![(String::new(), s.last_check_unix.unwrap_or(0).to_string())],
     );
+    metric(
+        "mountprop_check_interval_seconds",
+        "gauge",
+        "The daemon's interval_secs: a full check runs at least this often.",
+        vec![(String::new(), s.interval_secs.to_string())],
+    );
     out
 }
 
@@ -136,6 +142,7 @@ mod tests {
             "mountprop_held_back 0",
             "mountprop_containers_stale 0",
             "mountprop_last_check_timestamp_seconds 1800000000",
+            "mountprop_check_interval_seconds 60",
             "# TYPE mountprop_remediations_total counter",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

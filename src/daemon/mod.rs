@@ -9,6 +9,7 @@
 //! loop of either is caught.
 
 pub mod guard;
+pub mod labels;
 pub mod metrics;
 pub mod notify;
 pub mod ratelimit;
@@ -83,6 +84,14 @@ pub fn run(config_path: Option<PathBuf>) -> u8 {
             return 2;
         }
     };
+    let _single = match State::lock_single() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            notify::status(&e);
+            return 2;
+        }
+    };
     let watch = match Watch::new(&cfg.units) {
         Ok(w) => w,
         Err(e) => {
@@ -108,6 +117,7 @@ pub fn run(config_path: Option<PathBuf>) -> u8 {
         cfg: Mutex::new(Arc::new(cfg)),
         heartbeat: Mutex::new(now),
         stop: watch.stop_flag(),
+        labels_error: Mutex::new(None),
     });
     let mut d = Daemon {
         config_path,

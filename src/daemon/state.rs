@@ -88,6 +88,11 @@ fn default_mode() -> KubeMode {
 }
 
 impl State {
+    /// Every path and runtime unit as needed at the last check, and the check could run.
+    pub fn compliant(&self) -> bool {
+        self.error.is_none() && matches!(self.status, Status::Ok | Status::NotInstalled)
+    }
+
     pub fn new(config: String, interval_secs: u64) -> Self {
         let now = unix_now();
         Self {
@@ -265,6 +270,32 @@ impl State {
         write_json(Path::new(STATE_DIR), STATE_FILE, self)
     }
 
+    /// One daemon a node: the package's unit and a DaemonSet's pod would fight over the same
+    /// node and state file. The lock is held for as long as the returned file is open.
+    pub fn lock_single() -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = Path::new(STATE_DIR).join("daemon.lock");
+        std::fs::create_dir_all(STATE_DIR).map_err(|e| format!("cannot create {STATE_DIR}: {e}"))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+            if e == nix::errno::Errno::EWOULDBLOCK {
+                let other = Self::read(&state_path()).map(|s| format!(" (pid {})", s.pid)).unwrap_or_default();
+                format!(
+                    "another mountprop daemon already runs on this node{other}: run either the package's mountprop.service or the DaemonSet, not both"
+                )
+            } else {
+                format!("cannot lock {}: {e}", path.display())
+            }
+        })
+    }
+
     pub fn read(path: &Path) -> Result<Self, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a mountprop state file: {e}", path.display()))
@@ -274,6 +305,32 @@ impl State {
     pub fn daemon_alive(&self) -> bool {
         self.running
             && std::fs::read_to_string(format!("/proc/{}/comm", self.pid)).is_ok_and(|c| c.trim() == "mountprop")
+    }
+
+    /// `mountprop status --alive`: the daemon runs and has checked (or tried to) within three
+    /// intervals; the node's state does not count. With why, in words.
+    pub fn alive(&self, now_unix: u64) -> (bool, String) {
+        if !self.daemon_alive() {
+            return (false, format!("mountprop daemon (pid {}) is not running", self.pid));
+        }
+        let Some(last) = self.last_check_unix else {
+            return (
+                false,
+                format!("mountprop daemon (pid {}) has not checked yet", self.pid),
+            );
+        };
+        let age = now_unix.saturating_sub(last);
+        let ok = age <= 3 * self.interval_secs.max(1);
+        let word = if ok { "alive" } else { "STUCK" };
+        (
+            ok,
+            format!(
+                "mountprop daemon (pid {}) {word}: last check {} ago, every {} s",
+                self.pid,
+                ago(age),
+                self.interval_secs
+            ),
+        )
     }
 
     /// What `mountprop status` prints.

@@ -7,6 +7,8 @@ pub mod bounded;
 #[cfg(feature = "node")]
 pub mod fdmount;
 #[cfg(feature = "node")]
+pub mod hostns;
+#[cfg(feature = "node")]
 pub mod image;
 pub mod mountinfo;
 #[cfg(feature = "node")]

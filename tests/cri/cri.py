@@ -10,6 +10,12 @@ Subcommands:
                            running; prints {"pod_id", "container_id"}
   remove POD_ID            stop and remove that pod (and its container)
   clean LABEL              stop and remove every pod sandbox carrying LABEL
+  daemonset JSON           the pod of a DaemonSet manifest (YAML) as the kubelet would run it:
+                           hostPID, hostNetwork, privileged, command, env; prints its ids, log
+                           file and probe commands
+  exec CONTAINER_ID JSON   ExecSync of a command (a JSON list); prints {"code", "stdout", "stderr"}
+  stop CONTAINER_ID SECS   StopContainer with that grace period, as the kubelet stops a pod's
+                           containers before it stops the pod sandbox
 
 The messages come from the CRI api.proto (api_pb2, generated at build time next to this file).
 Calls go through grpc's generic unary_unary, so no generated service stubs are needed.
@@ -319,6 +325,74 @@ def run(spec):
     print(json.dumps(out))
 
 
+def daemonset(spec):
+    """The DaemonSet's pod from its manifest, with the settings the kubelet would give the CRI."""
+    import yaml  # Debian's python3-yaml
+
+    with open(spec["manifest"]) as f:
+        ds = yaml.safe_load(f)
+    pod = ds["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    cri = Cri()
+    cri.wait_ready()
+    pb = cri.pb
+    node = pb.NODE
+    name, namespace = ds["metadata"]["name"], ds["metadata"]["namespace"]
+    uid = name + "-test"
+    log_dir = "/var/log/pods/%s_%s_%s" % (namespace, name, uid)
+    sandbox = pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, uid=uid, namespace=namespace),
+        labels={spec["label"]: "1"},
+        log_directory=log_dir,
+        linux=pb.LinuxPodSandboxConfig(
+            cgroup_parent=spec["cgroup_parent"],
+            security_context=pb.LinuxSandboxSecurityContext(
+                namespace_options=pb.NamespaceOption(
+                    network=node if pod.get("hostNetwork") else pb.POD,
+                    pid=node if pod.get("hostPID") else pb.POD,
+                ),
+                privileged=bool(c.get("securityContext", {}).get("privileged")),
+            ),
+        ),
+    )
+    pod_id = cri.call("RunPodSandbox", pb.RunPodSandboxRequest(config=sandbox), pb.RunPodSandboxResponse).pod_sandbox_id
+    try:
+        config = pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name=c["name"]),
+            image=pb.ImageSpec(image=c["image"]),
+            command=c.get("command", []),
+            args=c.get("args", []),
+            envs=[pb.KeyValue(key=e["name"], value=e["value"]) for e in c.get("env", [])],
+            log_path=c["name"] + "/0.log",
+            linux=pb.LinuxContainerConfig(
+                security_context=pb.LinuxContainerSecurityContext(
+                    privileged=bool(c.get("securityContext", {}).get("privileged")),
+                    namespace_options=pb.NamespaceOption(
+                        network=node if pod.get("hostNetwork") else pb.POD,
+                        pid=node if pod.get("hostPID") else pb.POD,
+                    ),
+                ),
+            ),
+        )
+        ctr_id = cri.call(
+            "CreateContainer",
+            pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=sandbox),
+            pb.CreateContainerResponse,
+        ).container_id
+        cri.call("StartContainer", pb.StartContainerRequest(container_id=ctr_id), pb.StartContainerResponse)
+    except BaseException:
+        cri.remove_pod(pod_id)
+        raise
+    print(json.dumps({
+        "pod_id": pod_id,
+        "container_id": ctr_id,
+        "log": os.path.join(log_dir, c["name"], "0.log"),
+        "readiness": c["readinessProbe"]["exec"]["command"],
+        "liveness": c["livenessProbe"]["exec"]["command"],
+        "grace": pod.get("terminationGracePeriodSeconds", 30),
+    }))
+
+
 def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -330,11 +404,24 @@ def main():
         start(json.loads(sys.argv[2]))
     elif cmd == "remove" and len(sys.argv) == 3:
         Cri().remove_pod(sys.argv[2])
+    elif cmd == "daemonset" and len(sys.argv) == 3:
+        daemonset(json.loads(sys.argv[2]))
+    elif cmd == "exec" and len(sys.argv) == 4:
+        cri = Cri()
+        code, out, err = in_container(cri, sys.argv[2], json.loads(sys.argv[3]))
+        print(json.dumps({"code": code, "stdout": out, "stderr": err}))
+    elif cmd == "stop" and len(sys.argv) == 4:
+        cri = Cri()
+        pb = cri.pb
+        secs = int(sys.argv[3])
+        cri.call("StopContainer", pb.StopContainerRequest(container_id=sys.argv[2], timeout=secs),
+                 pb.StopContainerResponse, timeout=secs + 30)
     elif cmd == "clean" and len(sys.argv) == 3:
         cri = Cri()
         print(cri.clean(sys.argv[2]))
     else:
-        sys.exit("usage: cri.py image OUT.tar NAME | run JSON | start JSON | remove POD_ID | clean LABEL")
+        sys.exit("usage: cri.py image OUT.tar NAME | run JSON | start JSON | remove POD_ID | clean LABEL"
+                 " | daemonset JSON | exec CONTAINER_ID JSON | stop CONTAINER_ID SECS")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-//! The containerd node the CRI tests share: Debian's containerd in a sandbox node, its CRI
+//! The containerd node the CRI tests share: Debian's containerd in a sandbox node (1.6 on the
+//! host's own `/`, or 2.x in a Debian 13 tree: [`Containerd`]), its CRI
 //! client (`tests/cri/cri.py`, built by `tests/cri/build.sh` into target/cri), an image made
 //! offline, and clean-up of the pods and their cgroups on every exit path.
 
@@ -19,6 +20,66 @@ pub const LABEL: &str = "mountprop-cri-test";
 /// The pods' cgroup parent: the cgroupfs driver puts it in the host's v1 hierarchies.
 pub const CGROUP_PARENT: &str = "mountprop-cri-test";
 pub const PY: &str = "/usr/bin/python3";
+
+/// Which containerd a CRI node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Containerd {
+    /// The host's (Debian 12: 1.6), in a node of the host's own `/` overlaid.
+    Host,
+    /// containerd 2 and runc from Debian unstable in the `trixie-cri` tree (scripts/trees.sh),
+    /// booted with the tree's own systemd (257).
+    Two,
+}
+
+impl Containerd {
+    /// A containerd-only node of this kind, or `None` after a loud SKIP (without root).
+    pub fn setup(self) -> Option<Setup> {
+        match self {
+            Self::Host => Some(setup()),
+            Self::Two => {
+                let tree = sandbox::trees::tree("trixie-cri")?;
+                // Its own systemd 257 boots on the host's cgroup v1 hybrid layout, so the pods'
+                // cgroups land in the host's v1 hierarchies as with 1.6 (no cgroup2 of its own:
+                // the host enables no controller there, and containerd 2 asks for cpu).
+                let mut s = Setup::default()
+                    .with_root(&tree.path)
+                    .with_host_runtimes()
+                    // The package enables it; the test starts it once the layout is made.
+                    .without("/etc/systemd/system/multi-user.target.wants/containerd.service")
+                    .etc("containerd/config.toml", &containerd2_config());
+                s.hide_host = true;
+                Some(s)
+            }
+        }
+    }
+}
+
+/// containerd 2's config (`version = 3`: the CRI settings moved to `io.containerd.cri.v1.*`).
+pub fn containerd2_config() -> String {
+    format!(
+        r#"version = 3
+# Only the native snapshotter works on the node's overlay; the others would only complain.
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.overlayfs",
+  "io.containerd.snapshotter.v1.erofs"]
+
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = 'native'
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = '{IMAGE}'
+
+[plugins.'io.containerd.cri.v1.runtime']
+  # The machine's bounding set lacks CAP_SYS_RESOURCE: runc cannot write oom_score_adj -998.
+  restrict_oom_score_adj = true
+
+# The transfer service (which the CRI's image service needs) unpacks with overlayfs unless told
+# otherwise, and without it fails to load, taking the CRI down with it.
+[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]
+  platform = 'linux/amd64'
+  snapshotter = 'native'
+"#
+    )
+}
 
 /// containerd's config, in the node's /etc only.
 pub fn containerd_config() -> String {
@@ -52,6 +113,7 @@ pub const DOCKER_FILES: [&str; 5] = [
 /// off and the pods' cgroups are removed from the host's hierarchies.
 pub struct CriNode {
     pub sb: Option<Sandbox>,
+    pub containerd: Containerd,
 }
 
 impl std::ops::Deref for CriNode {
@@ -182,8 +244,14 @@ pub fn setup() -> Setup {
 
 impl CriNode {
     pub fn boot(test: &str, setup: Setup) -> Option<Self> {
+        Self::boot_with(test, Containerd::Host, setup)
+    }
+
+    /// A node running `containerd`, booted from `setup` (made by [`Containerd::setup`]).
+    pub fn boot_with(test: &str, containerd: Containerd, setup: Setup) -> Option<Self> {
         Some(Self {
             sb: Some(sandbox::boot(test, setup)?),
+            containerd,
         })
     }
 
@@ -196,17 +264,14 @@ impl CriNode {
 
     /// The image, in containerd's `k8s.io` namespace (containerd must run).
     pub fn import_image(&self) {
-        self.exec(&[
-            "ctr",
-            "-n",
-            "k8s.io",
-            "images",
-            "import",
-            "--snapshotter",
-            "native",
-            "/mnt/harness/image.tar",
-        ])
-        .ok();
+        let mut args = vec!["ctr", "-n", "k8s.io", "images", "import"];
+        // containerd 2's ctr imports through the transfer service by default, which fails here
+        // with "no unpack platforms defined"; --local imports as 1.6 did.
+        if self.containerd == Containerd::Two {
+            args.push("--local");
+        }
+        args.extend(["--snapshotter", "native", "/mnt/harness/image.tar"]);
+        self.exec(&args).ok();
     }
 
     /// A running pod `namespace/pod` with one container `container` and `mounts` (host path,

@@ -270,3 +270,32 @@ pub fn analyze(sb: &Sandbox, path: &str, max: f64) -> f64 {
     assert!(exposure <= max, "hardening lost: exposure {exposure}");
     exposure
 }
+
+/// `promtool check metrics` (Debian's prometheus package) on a textfile the daemon wrote: no
+/// lint, no error.
+pub fn promtool_check_metrics(text: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/deps.sh installs Debian's prometheus for it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("promtool's stdin");
+    let out = child.wait_with_output().expect("promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}\non\n{text}"
+    );
+}

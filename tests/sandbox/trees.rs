@@ -37,8 +37,9 @@ impl Tree {
     }
 }
 
-/// The tree of `suite`, built (scripts/trees.sh) if it is not there yet; waits for a build
-/// that scripts/test.sh started in the background (the script holds a lock while it builds).
+/// The tree `suite` (a suite, or `trixie-cri`: see scripts/trees.sh), built if it is not
+/// there yet; waits for a build that scripts/test.sh started in the background (the script
+/// holds a lock while it builds).
 /// Without root (mmdebstrap and the boot need it): a loud SKIP and `None`, as for any sandbox.
 pub fn tree(suite: &str) -> Option<Tree> {
     let root = nix::unistd::geteuid().is_root();

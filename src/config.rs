@@ -213,6 +213,9 @@ pub struct Config {
     /// Let mountprop's drop-in undo a runtime's settings that give it a mount namespace of its
     /// own (PrivateTmp=, ProtectSystem=, ...). Off by default: it loosens the runtime's sandbox.
     pub reset_namespacing: bool,
+    /// Find the runtimes and the kubelet from what runs (CRI sockets, their servers' units, the
+    /// kubelet's process and root), in addition to `units` and `kubelet_root`.
+    pub discover: bool,
     pub daemon: DaemonConfig,
 }
 
@@ -236,6 +239,7 @@ impl Default for Config {
             kubelet_unit: "kubelet.service".into(),
             required_mode: KubeMode::Bidirectional,
             reset_namespacing: false,
+            discover: true,
             daemon: DaemonConfig::default(),
         }
     }
@@ -255,6 +259,7 @@ struct RawConfig {
     kubelet_unit: Option<Spanned<String>>,
     required_mode: Option<KubeMode>,
     reset_namespacing: Option<bool>,
+    discover: Option<bool>,
     daemon: Option<RawDaemon>,
 }
 
@@ -380,6 +385,9 @@ impl Config {
         }
         if let Some(r) = raw.remediate_paths {
             cfg.remediate_paths = r;
+        }
+        if let Some(d) = raw.discover {
+            cfg.discover = d;
         }
         if let Some(r) = raw.reset_namespacing {
             cfg.reset_namespacing = r;
@@ -615,6 +623,14 @@ pub const DEFAULT_TOML: &str = r#"# mountprop configuration (/etc/mountprop/conf
 # The kubelet's unit: when it runs in a mount namespace of its own, that counts too.
 #kubelet_unit = "kubelet.service"
 
+# Find the runtimes and the kubelet from what runs, in addition to `units` and
+# `kubelet_root`: the CRI sockets (the distributions' well-known paths and the running
+# kubelet's endpoint), the unit of the process serving each, the running kubelet (or k3s or
+# kubelite embedding it) and its --root-dir. Each unit found is judged and fixed like one in
+# `units`; the modes are judged at the root the kubelet really uses too. false: only the
+# config counts.
+#discover = true
+
 # The mode this node must support; a node that supports less is reported as drift. The default
 # is "bidirectional", or "host-to-container" when mount_flags = "slave".
 #required_mode = "bidirectional"
@@ -739,6 +755,9 @@ remediate = true
         .unwrap();
         assert_eq!(c.kubelet_root, Path::new("/srv/kubelet"));
         assert_eq!(c.kubelet_unit, "k3s.service");
+        assert!(c.discover, "discovery is on unless turned off");
+        let off = parse("discover = false\n");
+        assert!(!off.unwrap().discover);
         assert_eq!(c.required_mode, KubeMode::HostToContainer);
         assert_eq!(
             parse("required_mode = \"HostToContainer\"\n").unwrap().required_mode,

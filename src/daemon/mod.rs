@@ -290,6 +290,9 @@ impl Daemon {
             Some(s) => Ok(s),
             None => Systemd::connect_with(CALL_TIMEOUT),
         };
+        // The configured units, and those discovery found serving a CRI socket this round:
+        // their events and drop-in directories are watched alike.
+        let mut units = self.cfg().units.clone();
         match sys {
             Err(e) => self.failed(now, e.to_string(), Failure::BusLost),
             Ok(sys) => match self.round(&sys, trigger) {
@@ -302,6 +305,12 @@ impl Daemon {
                 }
                 Ok((applied, held)) => {
                     let last = applied.after.as_ref().unwrap_or(&applied.before);
+                    for u in &last.facts.units {
+                        if !units.contains(&u.name) {
+                            units.push(u.name.clone());
+                        }
+                    }
+                    self.watch.set_units(&units);
                     lock(&self.shared.state).checked(last, applied.status(), &applied.outcomes, held);
                     match applied.verify_error {
                         Some(e) => self.failed(now, e, Failure::BusLost),
@@ -314,7 +323,7 @@ impl Daemon {
                 }
             },
         }
-        self.watch.watch_dropins(&self.cfg().units);
+        self.watch.watch_dropins(&units);
         let line = lock(&self.shared.state).status_line.clone();
         if line != before_line {
             tracing::info!("{line}");

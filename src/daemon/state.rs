@@ -631,6 +631,7 @@ mod tests {
             probe: None,
             containers: Default::default(),
             container_errors: Vec::new(),
+            discovery: None,
         };
         let plan = crate::engine::plan::plan(&facts, &crate::config::Config::default());
         s.paths_checked(&Checked { facts, plan }, &[], Vec::new());

@@ -19,11 +19,39 @@ use crate::node::mountinfo::{self, Cap, MountInfo, MountSummary};
 use crate::node::{bounded, statmount};
 
 /// containerd's task bundles (shim v2, and v1 for old Docker), one directory per namespace:
-/// `k8s.io` for the CRI, `moby` for Docker.
-pub const CONTAINERD_TASKS: [&str; 2] = [
+/// `k8s.io` for the CRI, `moby` for Docker. Its own default state directory, and those of the
+/// distributions that run a containerd of their own: k3s and RKE2, microk8s, k0s.
+pub const CONTAINERD_TASKS: [&str; 5] = [
     "run/containerd/io.containerd.runtime.v2.task",
     "run/containerd/io.containerd.runtime.v1.linux",
+    "run/k3s/containerd/io.containerd.runtime.v2.task",
+    "var/snap/microk8s/common/run/containerd/io.containerd.runtime.v2.task",
+    "run/k0s/containerd/io.containerd.runtime.v2.task",
 ];
+
+/// The `--state` directories of the containerds discovery found running elsewhere
+/// ([`crate::engine::discover`]), as absolute paths: their task bundles are looked at too.
+static EXTRA_STATES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Sets the discovered containerd state directories (replacing the last ones).
+pub fn set_extra_states(dirs: Vec<PathBuf>) {
+    let mut v = EXTRA_STATES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *v = dirs;
+}
+
+/// Every containerd task directory, relative to the root: the well-known ones, then the
+/// discovered state directories' own.
+fn containerd_tasks() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = CONTAINERD_TASKS.iter().map(PathBuf::from).collect();
+    let extra = EXTRA_STATES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for d in extra.iter() {
+        let rel = d.strip_prefix("/").unwrap_or(d).join("io.containerd.runtime.v2.task");
+        if !out.contains(&rel) {
+            out.push(rel);
+        }
+    }
+    out
+}
 /// CRI-O's run root: `<driver>-containers/<id>/userdata/{config.json,pidfile}`.
 pub const CRIO_RUN: &str = "run/containers/storage";
 /// Docker's own record of a container, for its name.
@@ -50,7 +78,7 @@ pub struct Bundle {
 /// the daemon watches for containers coming and going.
 pub fn task_dirs(root: &Path) -> Vec<(Runtime, PathBuf)> {
     let mut out = Vec::new();
-    for tasks in CONTAINERD_TASKS {
+    for tasks in containerd_tasks() {
         let Ok(namespaces) = std::fs::read_dir(root.join(tasks)) else {
             continue;
         };
@@ -76,10 +104,10 @@ pub fn task_dirs(root: &Path) -> Vec<(Runtime, PathBuf)> {
 /// The directories above [`task_dirs`] that exist before any container does: watched so that
 /// a runtime's first namespace or driver directory is noticed when it is made.
 pub fn task_roots(root: &Path) -> Vec<PathBuf> {
-    CONTAINERD_TASKS
+    containerd_tasks()
         .iter()
-        .chain(std::iter::once(&CRIO_RUN))
         .map(|t| root.join(t))
+        .chain(std::iter::once(root.join(CRIO_RUN)))
         .collect()
 }
 
@@ -1030,5 +1058,39 @@ mod tests {
             error: None,
         });
         assert_eq!(one(v).stale[0].volumes[0].gets, Gets::ReceivesOnly);
+    }
+}
+
+#[cfg(test)]
+mod distribution_tests {
+    use super::*;
+
+    #[test]
+    fn the_distributions_and_a_discovered_state_directory_are_looked_in() {
+        let root = std::env::temp_dir().join(format!("mountprop-tasks-{}", std::process::id()));
+        for d in [
+            "run/k3s/containerd/io.containerd.runtime.v2.task/k8s.io",
+            "var/snap/microk8s/common/run/containerd/io.containerd.runtime.v2.task/k8s.io",
+            "run/k0s/containerd/io.containerd.runtime.v2.task/k8s.io",
+            "srv/state/io.containerd.runtime.v2.task/k8s.io",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let dirs = |root: &Path| -> Vec<PathBuf> { task_dirs(root).into_iter().map(|(_, d)| d).collect() };
+        let found = dirs(&root);
+        for d in ["run/k3s", "var/snap/microk8s", "run/k0s"] {
+            assert!(found.iter().any(|f| f.starts_with(root.join(d))), "{d}: {found:?}");
+        }
+        assert!(!found.iter().any(|f| f.starts_with(root.join("srv"))), "{found:?}");
+        // A containerd found running with `--state /srv/state`.
+        set_extra_states(vec![PathBuf::from("/srv/state")]);
+        let found = dirs(&root);
+        set_extra_states(Vec::new());
+        assert!(
+            found.contains(&root.join("srv/state/io.containerd.runtime.v2.task/k8s.io")),
+            "{found:?}"
+        );
+        assert!(task_roots(&root).contains(&root.join("run/k3s/containerd/io.containerd.runtime.v2.task")));
+        std::fs::remove_dir_all(&root).ok();
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod act;
 pub mod containers;
+pub mod discover;
 pub mod dropin;
 pub mod modes;
 pub mod observe;

@@ -32,6 +32,12 @@ pub enum Decider {
 pub enum NotJudged {
     /// `--root`: an image tree, where nothing is mounted and nothing runs.
     ImageTree,
+    /// No container runtime was found on the node (none configured or discovered is
+    /// installed): there is no namespace that pods would be made from.
+    NoRuntime,
+    /// Runtimes are installed, but not one of their namespaces could be read (each unit's own
+    /// verdict says why).
+    NoRuntimeSeen,
 }
 
 impl NotJudged {
@@ -39,6 +45,8 @@ impl NotJudged {
     pub fn why(self) -> &'static str {
         match self {
             NotJudged::ImageTree => "an image tree: nothing is mounted",
+            NotJudged::NoRuntime => "no container runtime found",
+            NotJudged::NoRuntimeSeen => "no container runtime's namespace could be read",
         }
     }
 }
@@ -213,8 +221,11 @@ fn host_ok(mode: KubeMode, m: &MountSummary) -> bool {
     mode == KubeMode::None || m.propagation.is_shared()
 }
 
-/// Why a host mount that is not shared breaks the modes.
-fn host_reason(p: &Point) -> String {
+/// Why a host mount that is not shared breaks the modes. At a kubelet root it also matters
+/// whether the kubelet runs: it makes its root rshared each time it starts (in its own
+/// namespace), so a root that is private before it starts is a different finding from one
+/// that is so under a running kubelet.
+fn host_reason(p: &Point, kubelet_root: bool, kubelet: Option<u32>) -> String {
     let m = &p.mount;
     let what = match (m.propagation.master, m.propagation.unbindable) {
         (Some(master), _) => format!(
@@ -223,8 +234,15 @@ fn host_reason(p: &Point) -> String {
         (None, true) => "which is unbindable".to_string(),
         (None, false) => "which is private".to_string(),
     };
+    let when = match (kubelet_root, kubelet) {
+        (false, _) => String::new(),
+        (true, Some(pid)) => format!(
+            "; so under the running kubelet (pid {pid}), which made its root rshared when it started: it was changed since, or the kubelet's namespace is not the host's"
+        ),
+        (true, None) => "; no kubelet runs: the kubelet makes its root rshared when it starts, in its own namespace, which reaches the host's mount only if that is the host's".to_string(),
+    };
     format!(
-        "{} is on mount {} ({}, {}), {what}",
+        "{} is on mount {} ({}, {}), {what}{when}",
         p.path.display(),
         m.id,
         m.mount_point.display(),
@@ -264,7 +282,7 @@ pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
     let version = facts.systemd.version;
     let mut subjects: Vec<Subject<'_>> = Vec::new();
     for u in &facts.units {
-        if u.props.load_state != "loaded" {
+        if u.props.load_state != "loaded" || !u.is_runtime() {
             continue;
         }
         subjects.push(Subject {
@@ -287,14 +305,22 @@ pub fn judge(facts: &Facts, verdicts: &[Verdict]) -> Vec<ModeVerdict> {
             role: Role::Kubelet,
             view: Some(view),
             predicted: None,
-            verdict: None,
+            // Its unit's verdict, when that unit is judged (found running it, or listed).
+            verdict: verdicts.iter().find(|v| v.subject == k.name),
         });
     }
     let points = &facts.host.points;
     MODES
         .into_iter()
         .map(|mode| {
-            let mut v = by_flags(mode, points, &subjects);
+            let kubelet = facts.kubelet.as_ref().and_then(|k| k.runtime.as_ref()).map(|v| v.pid);
+            let kubelet_unit = facts.kubelet.as_ref().map(|k| {
+                k.found
+                    .as_ref()
+                    .and_then(|f| f.unit.as_deref())
+                    .unwrap_or(k.name.as_str())
+            });
+            let mut v = by_flags(mode, points, &subjects, kubelet, kubelet_unit);
             if let Some(results) = &facts.probe
                 && mode != KubeMode::None
             {
@@ -341,7 +367,13 @@ fn not_judged(mode: KubeMode, why: NotJudged) -> ModeVerdict {
     }
 }
 
-fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeVerdict {
+fn by_flags(
+    mode: KubeMode,
+    points: &[Point],
+    subjects: &[Subject<'_>],
+    kubelet: Option<u32>,
+    kubelet_unit: Option<&str>,
+) -> ModeVerdict {
     if mode == KubeMode::None {
         return verdict(mode, true, "needs no propagation".into(), None);
     }
@@ -354,8 +386,11 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeV
             point: p.path.clone(),
             predicted: false,
         };
-        return verdict(mode, false, host_reason(p), Some(blame));
+        // Every point but `/` is a kubelet root.
+        let at_kubelet_root = p.path != Path::new("/");
+        return verdict(mode, false, host_reason(p, at_kubelet_root, kubelet), Some(blame));
     }
+    let shared_ns = SharedNamespace::of(subjects, kubelet_unit);
     // Per subject, its weakest relation over the points, for the summary when all is well.
     let mut weakest: Vec<Option<(Relation, bool)>> = vec![None; subjects.len()];
     for (si, s) in subjects.iter().enumerate() {
@@ -375,6 +410,37 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeV
             }
             if rel_ok(mode, s.role, rel) {
                 continue;
+            }
+            if let Some(ns) = &shared_ns
+                && ns.members.contains(&si)
+            {
+                // The kubelet's volumes reach the containers inside the namespace it shares
+                // with every runtime, as long as its mount there passes them on.
+                let theirs_shared = s
+                    .view
+                    .and_then(|v| v.points.get(i))
+                    .and_then(Option::as_ref)
+                    .is_some_and(|m| m.propagation.is_shared());
+                if mode == KubeMode::HostToContainer && rel == Relation::Slave && theirs_shared {
+                    continue;
+                }
+                let names: Vec<&str> = ns.members.iter().map(|&m| subjects[m].name).collect();
+                let what = if mode == KubeMode::Bidirectional && rel == Relation::Slave {
+                    "Bidirectional mounts reach the pods and the kubelet, not the host OS"
+                } else {
+                    "mounts the host OS makes there do not reach the pods"
+                };
+                let reason = format!(
+                    "{} share a mount namespace of their own, not the host's (a layout such as OpenShift's container-mount-namespace.service): at {} {what}",
+                    names.join(" and "),
+                    p.path.display()
+                );
+                let blame = ModeBlame {
+                    subject: s.name.to_string(),
+                    point: p.path.clone(),
+                    predicted: false,
+                };
+                return verdict(mode, false, reason, Some(blame));
             }
             let how = match (rel, s.role, mode) {
                 (Relation::Slave, Role::Kubelet, _) => {
@@ -412,12 +478,58 @@ fn by_flags(mode: KubeMode, points: &[Point], subjects: &[Subject<'_>]) -> ModeV
         .zip(&weakest)
         .filter_map(|(s, w)| w.map(|(rel, predicted)| format!("{} {}", s.name, relation_words(rel, predicted))))
         .collect();
-    let who = if who.is_empty() {
-        "no container runtime installed".to_string()
-    } else {
-        who.join(", ")
-    };
-    verdict(mode, true, format!("{}; {who}", where_.join(", ")), None)
+    // Never "works" for what was not looked at: the host's mounts alone say nothing about the
+    // namespace pods are made from.
+    let mut runtimes = subjects
+        .iter()
+        .zip(&weakest)
+        .filter(|(s, _)| s.role == Role::Runtime)
+        .peekable();
+    if runtimes.peek().is_none() {
+        return not_judged(mode, NotJudged::NoRuntime);
+    }
+    if runtimes.all(|(_, w)| w.is_none()) {
+        return not_judged(mode, NotJudged::NoRuntimeSeen);
+    }
+    verdict(mode, true, format!("{}; {}", where_.join(", "), who.join(", ")), None)
+}
+
+/// The runtimes and the kubelet, all running in one mount namespace that is not the host's:
+/// a deliberate layout (OpenShift's `container-mount-namespace.service`, which `crio.service`
+/// and `kubelet.service` enter), named for what it is rather than as a plain break.
+struct SharedNamespace {
+    /// Indices into the subjects: every running runtime, and the kubelet.
+    members: Vec<usize>,
+}
+
+impl SharedNamespace {
+    /// `kubelet_unit`: the unit the kubelet runs in. A runtime in that very unit (k3s, RKE2)
+    /// shares its namespace because it is the unit's own, not one entered on purpose.
+    fn of(subjects: &[Subject<'_>], kubelet_unit: Option<&str>) -> Option<Self> {
+        let ns_of = |s: &Subject<'_>| {
+            s.view
+                .filter(|v| !v.same_ns_as_host && v.error.is_none())
+                .and_then(|v| v.first_mount)
+        };
+        let (ki, kubelet) = subjects.iter().enumerate().find(|(_, s)| s.role == Role::Kubelet)?;
+        let ns = ns_of(kubelet)?;
+        let runtimes: Vec<usize> = subjects
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.role == Role::Runtime && s.view.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        if runtimes.is_empty()
+            || !runtimes
+                .iter()
+                .all(|&i| ns_of(&subjects[i]) == Some(ns) && Some(subjects[i].name) != kubelet_unit)
+        {
+            return None;
+        }
+        let mut members = runtimes;
+        members.push(ki);
+        Some(Self { members })
+    }
 }
 
 /// What a probe result says about `mode`: `None` where it could not tell. For a runtime,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, PathRule};
 use crate::engine::containers::{self, ContainerFacts};
+pub use crate::engine::discover::Discovery;
 use crate::engine::{dropin, tracker};
 use crate::node::atomicfile::{Dir, Entry, FileError};
 use crate::node::mountinfo::{self, MountInfo, MountInfoError, MountSummary};
@@ -55,6 +56,8 @@ pub struct Facts {
     pub containers: std::sync::Arc<Vec<crate::engine::containers::ContainerFacts>>,
     /// Container specs that could not be read.
     pub container_errors: Vec<String>,
+    /// What runs, when discovery looked (config `discover`).
+    pub discovery: Option<Discovery>,
 }
 
 /// What the live probe saw for one namespace at one point.
@@ -133,9 +136,27 @@ pub struct UnitFacts {
     /// would be).
     pub files: Vec<UnitFile>,
     pub runtime: Option<RuntimeView>,
+    /// How it was found: `None` when configured (`units`), else by discovery.
+    pub found_by: Option<Found>,
+}
+
+/// How discovery found a unit that is not in `units`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Found {
+    /// Its process serves this CRI socket: a runtime.
+    Serves(PathBuf),
+    /// The running kubelet is in it (and no runtime): judged as a unit, and in the modes as
+    /// the kubelet, never as a runtime.
+    Kubelet,
 }
 
 impl UnitFacts {
+    /// A container runtime's unit: configured, or found serving a CRI socket.
+    pub fn is_runtime(&self) -> bool {
+        self.found_by != Some(Found::Kubelet)
+    }
+
     pub fn is_running(&self) -> bool {
         self.props.main_pid != 0
     }
@@ -159,6 +180,10 @@ pub struct RuntimeView {
     /// Per [`HostFacts::points`], likewise.
     pub points: Vec<Option<MountSummary>>,
     pub error: Option<String>,
+    /// The id of the first mount in its table: two processes with the same one share a mount
+    /// namespace (a runtime and the kubelet in one of their own, as OpenShift sets them up).
+    #[serde(default)]
+    pub first_mount: Option<u64>,
 }
 
 /// The kubelet, when installed: its own namespace matters for Bidirectional volumes too.
@@ -166,13 +191,18 @@ pub struct RuntimeView {
 pub struct KubeletFacts {
     pub name: String,
     pub runtime: Option<RuntimeView>,
+    /// The running kubelet as discovery found it (its process, unit and root).
+    pub found: Option<crate::engine::discover::Kubelet>,
 }
 
-/// `/` and the kubelet's volume root.
-fn points_of(cfg: &Config) -> Vec<PathBuf> {
+/// `/` and the kubelet's volume root: the configured one, and the one the running kubelet
+/// really uses when discovery found it elsewhere.
+fn points_of(cfg: &Config, found: Option<&Path>) -> Vec<PathBuf> {
     let mut v = vec![PathBuf::from("/")];
-    if cfg.kubelet_root != Path::new("/") {
-        v.push(cfg.kubelet_root.clone());
+    for root in std::iter::once(cfg.kubelet_root.as_path()).chain(found) {
+        if !v.iter().any(|p| p == root) {
+            v.push(root.to_path_buf());
+        }
     }
     v
 }
@@ -185,9 +215,38 @@ fn first_mount(pid: &str) -> Option<u64> {
 
 /// Reads everything the planner needs. Fails only when the node cannot be checked at all.
 pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
+    let discovery = cfg.discover.then(crate::engine::discover::run);
+    if let Some(d) = &discovery {
+        tracing::debug!(
+            "discovery: {} us; read {} processes, {} descriptors, {} bytes; {} sockets, kubelet {}",
+            d.micros,
+            d.reads.processes,
+            d.reads.fds,
+            d.reads.bytes,
+            d.sockets.len(),
+            d.kubelet
+                .as_ref()
+                .map_or("none".to_string(), |k| format!("pid {}", k.pid))
+        );
+    }
+    // Configured units first, then those found serving a CRI socket, each once.
+    let mut runtimes: Vec<(String, Option<Found>)> = cfg.units.iter().map(|u| (u.clone(), None)).collect();
+    for (unit, socket) in discovery.as_ref().map(Discovery::units).unwrap_or_default() {
+        if !runtimes.iter().any(|(u, _)| *u == unit) {
+            runtimes.push((unit, Some(Found::Serves(socket))));
+        }
+    }
+    let found_kubelet = discovery.as_ref().and_then(|d| d.kubelet.clone());
+    // The kubelet's own unit is judged too (its MountFlags, file and line, the drop-in), as a
+    // kubelet listed in `units` is.
+    if let Some(u) = found_kubelet.as_ref().and_then(|k| k.unit.clone())
+        && !runtimes.iter().any(|(x, _)| *x == u)
+    {
+        runtimes.push((u, Some(Found::Kubelet)));
+    }
     // A kubelet listed among the units is judged as one of them.
-    let kubelet_apart = !cfg.units.contains(&cfg.kubelet_unit);
-    let mut names: Vec<&str> = cfg.units.iter().map(String::as_str).collect();
+    let kubelet_apart = !runtimes.iter().any(|(u, _)| *u == cfg.kubelet_unit);
+    let mut names: Vec<&str> = runtimes.iter().map(|(u, _)| u.as_str()).collect();
     if kubelet_apart {
         names.push(&cfg.kubelet_unit);
     }
@@ -198,18 +257,35 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         version_string: snap.version,
         virtualization: snap.virtualization,
     };
-    let (host, mut buf) = observe_host(cfg, &systemd.virtualization, Vec::new())?;
-    let mut units = Vec::with_capacity(cfg.units.len());
-    for (name, props) in cfg.units.iter().zip(snap.units) {
-        let (u, b) = observe_unit(cfg, Path::new("/"), name, props, &host, buf);
+    let found_root = found_kubelet.as_ref().map(|k| k.root.as_path());
+    let (host, mut buf) = observe_host(cfg, found_root, &systemd.virtualization, Vec::new())?;
+    let mut units = Vec::with_capacity(runtimes.len());
+    for ((name, found_by), props) in runtimes.iter().zip(snap.units) {
+        let (mut u, b) = observe_unit(cfg, Path::new("/"), name, props, &host, buf);
+        u.found_by = found_by.clone();
         buf = b;
         units.push(u);
     }
+    if let Some(d) = &discovery {
+        containers::set_extra_states(d.containerd_states());
+    }
     let (containers, container_errors) = containers_of_node(host.own_namespace);
-    let kubelet = match kubelet_props {
-        Some(p) if p.load_state == "loaded" => Some(KubeletFacts {
+    let kubelet = match (found_kubelet, kubelet_props) {
+        // The kubelet that runs, found by its process: its own namespace is what counts.
+        (Some(k), _) => Some(KubeletFacts {
+            // In a runtime's unit (k3s, k0s), named apart from that runtime.
+            name: match &k.unit {
+                Some(u) if units.iter().any(|r| r.name == *u && r.is_runtime()) => format!("kubelet in {u}"),
+                Some(u) => u.clone(),
+                None => format!("{} (pid {})", k.comm, k.pid),
+            },
+            runtime: Some(runtime_view(k.pid, &host, buf).0),
+            found: Some(k),
+        }),
+        (None, Some(p)) if p.load_state == "loaded" => Some(KubeletFacts {
             name: cfg.kubelet_unit.clone(),
             runtime: (p.main_pid != 0).then(|| runtime_view(p.main_pid, &host, buf).0),
+            found: None,
         }),
         _ => None,
     };
@@ -223,12 +299,13 @@ pub fn observe(sys: &Systemd, cfg: &Config) -> Result<Facts, ObserveError> {
         probe: None,
         containers,
         container_errors,
+        discovery,
     })
 }
 
 /// The host's mounts only, without asking systemd: what a quick fix of a path needs.
 pub fn observe_paths(cfg: &Config) -> Result<Facts, ObserveError> {
-    let (host, _) = observe_host(cfg, "", Vec::new())?;
+    let (host, _) = observe_host(cfg, None, "", Vec::new())?;
     Ok(Facts {
         scope: Scope::Paths,
         systemd: SystemdInfo {
@@ -243,6 +320,7 @@ pub fn observe_paths(cfg: &Config) -> Result<Facts, ObserveError> {
         probe: None,
         containers: Default::default(),
         container_errors: Vec::new(),
+        discovery: None,
     })
 }
 
@@ -281,6 +359,7 @@ pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
                 own,
                 files: found.files,
                 runtime: None,
+                found_by: None,
             }
         })
         .collect();
@@ -297,6 +376,7 @@ pub fn observe_image(root: &Path, cfg: &Config) -> Facts {
         probe: None,
         containers: Default::default(),
         container_errors: Vec::new(),
+        discovery: None,
     }
 }
 
@@ -310,7 +390,12 @@ fn read_own_beneath(root: &Path, dir: &Path, name: &str) -> OwnState {
     }
 }
 
-fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(HostFacts, Vec<u8>), ObserveError> {
+fn observe_host(
+    cfg: &Config,
+    found_root: Option<&Path>,
+    virtualization: &str,
+    buf: Vec<u8>,
+) -> Result<(HostFacts, Vec<u8>), ObserveError> {
     let own = first_mount("self");
     let own_namespace = match (own, first_mount("1")) {
         (Some(a), Some(b)) => Some(a != b),
@@ -322,7 +407,7 @@ fn observe_host(cfg: &Config, virtualization: &str, buf: Vec<u8>) -> Result<(Hos
     } else {
         Path::new("/proc/self/mountinfo")
     };
-    let point_paths = points_of(cfg);
+    let point_paths = points_of(cfg, found_root);
     let wanted: Vec<&Path> = cfg
         .paths
         .iter()
@@ -469,6 +554,7 @@ fn observe_unit(
             own,
             files,
             runtime,
+            found_by: None,
         },
         buf,
     )
@@ -536,6 +622,7 @@ fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u
         paths: Vec::new(),
         points: Vec::new(),
         error: None,
+        first_mount: None,
     };
     if let Err(exe) = handover::wait(pid) {
         view.error = Some(format!(
@@ -544,6 +631,7 @@ fn runtime_view(pid: u32, host: &HostFacts, buf: Vec<u8>) -> (RuntimeView, Vec<u
         return (view, buf);
     }
     let first = first_mount(&pid.to_string());
+    view.first_mount = first;
     let same = first.is_some() && first == host.first_mount;
     view.same_ns_as_host = same;
     if same {

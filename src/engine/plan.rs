@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::{Config, KubeMode, MountFlagsMode, Needed, RestartPolicy};
 use crate::engine::dropin::{self, Choice};
 use crate::engine::modes::{self, ModeVerdict, Relation};
-use crate::engine::observe::{Facts, HostFacts, ImageFacts, PathFacts, RuntimeView, Scope, UnitFacts};
+use crate::engine::observe::{Facts, Found, HostFacts, ImageFacts, PathFacts, RuntimeView, Scope, UnitFacts};
 pub use crate::engine::verdict::{Blame, Status, Verdict, worst};
 use crate::node::image::WantsLink;
 use crate::node::mountinfo::MountSummary;
@@ -161,8 +161,171 @@ pub fn plan(facts: &Facts, cfg: &Config) -> Plan {
         p.actions.push(Action::Reload { units: reload_for });
     }
     p.actions.extend(after_reload);
+    plan_found(facts, cfg, &mut p);
     p.modes = modes::judge(facts, &p.verdicts);
     p
+}
+
+/// What discovery found, in the report: how each unit was found, what a restart of a unit that
+/// also runs the kubelet does, the kubelet's real root, and the sockets it could not place.
+fn plan_found(facts: &Facts, cfg: &Config, p: &mut Plan) {
+    let kubelet = facts.kubelet.as_ref().and_then(|k| k.found.as_ref());
+    let mut how = Vec::new();
+    for u in &facts.units {
+        let Some(v) = p.verdicts.iter_mut().find(|v| v.subject == u.name) else {
+            continue;
+        };
+        if u.found_by == Some(Found::Kubelet) {
+            v.detail = format!("{}; found running the kubelet (not in `units`)", v.detail);
+        } else if let Some(Found::Serves(sock)) = &u.found_by {
+            v.detail = format!("{}; found serving {} (not in `units`)", v.detail, sock.display());
+            let by_name = facts
+                .discovery
+                .iter()
+                .flat_map(|d| &d.sockets)
+                .filter(|s| s.path == *sock)
+                .find_map(|s| s.server.as_ref().filter(|sv| !sv.by_descriptor));
+            let by = by_name.map_or(String::new(), |sv| {
+                format!(
+                    " (known by the command line of {}, pid {}: its descriptors could not be read)",
+                    sv.comm, sv.pid
+                )
+            });
+            how.push(format!("{} serves {}{by}", u.name, sock.display()));
+        } else if facts.discovery.is_some() && v.status != Status::NotInstalled {
+            let serves: Vec<String> = facts
+                .discovery
+                .iter()
+                .flat_map(|d| &d.sockets)
+                .filter(|s| s.server.as_ref().and_then(|sv| sv.unit.as_deref()) == Some(u.name.as_str()))
+                .map(|s| format!(", serves {}", s.path.display()))
+                .collect();
+            how.push(format!("{} configured{}", u.name, serves.concat()));
+        }
+        // A runtime that entered the kubelet's own namespace (OpenShift's layout): restarting it
+        // enters that namespace again.
+        let kubelet_ns = facts
+            .kubelet
+            .as_ref()
+            .and_then(|k| k.runtime.as_ref())
+            .filter(|k| !k.same_ns_as_host)
+            .and_then(|k| k.first_mount);
+        let ns = u
+            .runtime
+            .as_ref()
+            .filter(|r| !r.same_ns_as_host)
+            .and_then(|r| r.first_mount);
+        // Entered on purpose: another unit than the kubelet's own shares it (for the kubelet's
+        // unit: some runtime's unit does). A runtime in the kubelet's very unit (k3s) has the
+        // unit's own namespace, which is judged as such.
+        let kubelet_unit = kubelet
+            .and_then(|k| k.unit.as_deref())
+            .or(facts.kubelet.as_ref().map(|k| k.name.as_str()));
+        let ns_of = |x: &UnitFacts| {
+            x.runtime
+                .as_ref()
+                .filter(|r| !r.same_ns_as_host)
+                .and_then(|r| r.first_mount)
+        };
+        let entered = if u.is_runtime() {
+            kubelet_unit != Some(u.name.as_str())
+        } else {
+            facts
+                .units
+                .iter()
+                .any(|r| r.is_runtime() && Some(r.name.as_str()) != kubelet_unit && ns_of(r) == kubelet_ns)
+        };
+        if entered && kubelet_ns.is_some() && ns == kubelet_ns {
+            // Not a pending restart: a restart enters the same namespace again. Said so, and no
+            // restart is planned or marked for it.
+            let detail = v.detail.strip_prefix("restart pending: ").unwrap_or(&v.detail);
+            let detail = match detail.find("; restart it when safe: ") {
+                Some(i) => {
+                    let rest = &detail[i + 2..];
+                    let end = rest.find("; ").map_or(rest.len(), |j| j);
+                    format!("{}{}", &detail[..i], &rest[end..])
+                }
+                None => detail.to_string(),
+            };
+            let with = if u.is_runtime() { "the kubelet" } else { "the runtimes" };
+            v.detail = format!(
+                "{detail}; it shares this mount namespace with {with} (a layout such as OpenShift's container-mount-namespace.service, whose units enter it): a restart enters it again"
+            );
+            if v.status == Status::RestartPending {
+                v.status = Status::Drift;
+                v.short = "shares the kubelet's own mount namespace".to_string();
+            }
+            p.actions.retain(
+                |a| !matches!(a, Action::Restart { unit } | Action::MarkNeedsRestart { unit } if *unit == u.name),
+            );
+        }
+        if !u.is_runtime() {
+            continue;
+        }
+        let kubelet_here = kubelet.is_some_and(|k| k.unit.as_deref() == Some(u.name.as_str()));
+        let embeds = u.name.starts_with("k3s") || u.name.starts_with("rke2-");
+        if (kubelet_here || embeds) && matches!(v.status, Status::Drift | Status::RestartPending) {
+            let why = if kubelet_here {
+                "it runs in that unit"
+            } else {
+                "k3s and RKE2 run it in that unit"
+            };
+            v.detail = format!(
+                "{}; a restart of {} also restarts the kubelet ({why})",
+                v.detail, u.name
+            );
+        }
+    }
+    let Some(d) = &facts.discovery else { return };
+    if !how.is_empty() {
+        p.notes.push(format!("runtimes: {}", how.join("; ")));
+    }
+    for s in &d.sockets {
+        match (&s.server, s.listening) {
+            (_, false) => p.notes.push(format!(
+                "{} exists ({}), but nothing listens on it",
+                s.path.display(),
+                s.source
+            )),
+            (None, true) if d.unreadable > 0 => p.notes.push(format!(
+                "{} is listening, but which process serves it is not known: {} processes' descriptors could not be read (CAP_SYS_PTRACE is needed); name its unit in `units`",
+                s.path.display(),
+                d.unreadable
+            )),
+            (None, true) => p.notes.push(format!("{} is listening, but no process holds it", s.path.display())),
+            (Some(sv), true) if sv.unit.is_none() => p.notes.push(format!(
+                "{} is served by {} (pid {}), which runs in no systemd service: it is not judged as a unit",
+                s.path.display(),
+                sv.comm,
+                sv.pid
+            )),
+            (Some(_), true) => {}
+        }
+    }
+    if let Some(k) = kubelet {
+        let unit = k.unit.as_deref().map_or(String::new(), |u| format!(" in {u}"));
+        p.notes.push(format!(
+            "kubelet: {} (pid {}){unit}, root {} ({})",
+            k.comm,
+            k.pid,
+            k.root.display(),
+            k.root_from
+        ));
+        if k.root != cfg.kubelet_root {
+            p.notes.push(format!(
+                "the running kubelet's root {} is not kubelet_root {}: the modes are judged at both",
+                k.root.display(),
+                cfg.kubelet_root.display()
+            ));
+        }
+        if let Some(real) = &k.resolved {
+            p.notes.push(format!(
+                "the kubelet's root {} is reached through a symlink: it is {}",
+                k.root.display(),
+                real.display()
+            ));
+        }
+    }
 }
 
 fn plan_paths(host: &HostFacts, p: &mut Plan) {

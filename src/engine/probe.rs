@@ -352,6 +352,7 @@ pub fn run(facts: &Facts, timeout: Duration) -> Vec<ProbeResult> {
     let mut targets: Vec<Target<'_>> = facts
         .units
         .iter()
+        .filter(|u| u.is_runtime())
         .filter_map(|u| {
             u.runtime.as_ref().map(|rt| Target {
                 subject: &u.name,

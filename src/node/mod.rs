@@ -17,6 +17,8 @@ pub mod ocispec;
 #[cfg(feature = "node")]
 pub mod ownfile;
 #[cfg(feature = "node")]
+pub mod procscan;
+#[cfg(feature = "node")]
 pub mod statmount;
 #[cfg(feature = "node")]
 pub mod systemd;

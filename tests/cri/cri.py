@@ -30,7 +30,16 @@ import sys
 import tarfile
 import time
 
-SOCKET = "unix:///run/containerd/containerd.sock"
+# containerd's own socket, or where a distribution puts it (k3s, RKE2) when only that one is
+# served; MOUNTPROP_CRI_SOCKET names one outright.
+SOCKET = os.environ.get("MOUNTPROP_CRI_SOCKET") or next(
+    (
+        "unix://" + p
+        for p in ["/run/containerd/containerd.sock", "/run/k3s/containerd/containerd.sock"]
+        if os.path.exists(p)
+    ),
+    "unix:///run/containerd/containerd.sock",
+)
 MODES = ["PROPAGATION_PRIVATE", "PROPAGATION_HOST_TO_CONTAINER", "PROPAGATION_BIDIRECTIONAL"]
 
 

@@ -74,6 +74,7 @@ fn facts(version: u32) -> Facts {
         probe: None,
         containers: Default::default(),
         container_errors: Vec::new(),
+        discovery: None,
     }
 }
 
@@ -125,6 +126,7 @@ fn old_docker() -> UnitFacts {
             UnitFile::own_missing(OWN.into(), false),
         ],
         runtime: None,
+        found_by: None,
     }
 }
 
@@ -153,6 +155,7 @@ fn own_ns(pid: u32, root: Propagation) -> RuntimeView {
         paths: vec![Some(mount(117, "/", root))],
         points: vec![Some(mount(117, "/", root))],
         error: None,
+        first_mount: None,
     }
 }
 
@@ -163,6 +166,7 @@ fn host_ns(pid: u32) -> RuntimeView {
         paths: vec![Some(mount(43, "/", shared(1)))],
         points: vec![Some(mount(43, "/", shared(1)))],
         error: None,
+        first_mount: Some(27),
     }
 }
 
@@ -899,11 +903,35 @@ fn modes_a_private_kubelet_mount_is_drift_even_when_every_verdict_is_ok() {
     let p = plan(&f, &cfg());
     assert!(p.verdicts.iter().all(|v| v.status == Status::Ok), "{:#?}", p.verdicts);
     assert_eq!(works(&p), [true, false, false]);
+    // No kubelet runs: it will make its root rshared when it starts, so this is a finding about
+    // before it starts.
     assert_eq!(
         mode(&p, KubeMode::Bidirectional).reason,
-        "/var/lib/kubelet is on mount 90 (/var/lib/kubelet, tmpfs), which is private"
+        "/var/lib/kubelet is on mount 90 (/var/lib/kubelet, tmpfs), which is private; no kubelet runs: the kubelet makes its root rshared when it starts, in its own namespace, which reaches the host's mount only if that is the host's"
     );
     assert_eq!(p.status(), Status::Drift);
+    // Under a running kubelet it is another finding: it was changed since the kubelet started,
+    // or the kubelet's namespace is not the host's.
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(host_ns(70)),
+        found: None,
+    });
+    let p = plan(&f, &cfg());
+    assert!(
+        mode(&p, KubeMode::Bidirectional).reason.ends_with(
+            "which is private; so under the running kubelet (pid 70), which made its root rshared when it started: it was changed since, or the kubelet's namespace is not the host's"
+        ),
+        "{}",
+        mode(&p, KubeMode::Bidirectional).reason
+    );
+    // `/` is no kubelet root: said plainly.
+    f.host.points[0].mount.propagation = private();
+    let p = plan(&f, &cfg());
+    assert_eq!(
+        mode(&p, KubeMode::Bidirectional).reason,
+        "/ is on mount 43 (/, ext4), which is private"
+    );
 }
 
 #[test]
@@ -1008,6 +1036,7 @@ fn modes_a_kubelet_in_a_slave_namespace_breaks_both_modes() {
     f.kubelet = Some(KubeletFacts {
         name: "kubelet.service".into(),
         runtime: Some(own_ns_at_points(77, slave(1))),
+        found: None,
     });
     let p = plan(&f, &cfg());
     assert_eq!(works(&p), [true, false, false]);
@@ -1020,6 +1049,7 @@ fn modes_a_kubelet_in_a_slave_namespace_breaks_both_modes() {
     f.kubelet = Some(KubeletFacts {
         name: "kubelet.service".into(),
         runtime: Some(own_ns_at_points(77, shared(1))),
+        found: None,
     });
     assert_eq!(works(&plan(&f, &cfg())), [true, true, true]);
 }
@@ -1469,6 +1499,7 @@ fn modes_the_probe_judges_the_kubelet_by_what_it_sends() {
     f.kubelet = Some(KubeletFacts {
         name: "kubelet.service".into(),
         runtime: Some(own_ns_at_points(77, shared(1))),
+        found: None,
     });
     f.probe = Some(vec![probe(
         "kubelet.service",
@@ -1490,4 +1521,357 @@ fn modes_the_probe_judges_the_kubelet_by_what_it_sends() {
         Some(true),
     )]);
     assert!(mode(&plan(&f, &cfg()), KubeMode::HostToContainer).works());
+}
+
+#[test]
+fn modes_with_no_runtime_found_are_not_judged_never_works() {
+    // A shared host and no runtime at all: the host's mounts say nothing about the namespace
+    // pods are made from.
+    let p = plan(&kube_facts(), &cfg());
+    assert!(mode(&p, KubeMode::None).works());
+    for m in [KubeMode::HostToContainer, KubeMode::Bidirectional] {
+        let v = mode(&p, m);
+        assert_eq!(v.judgement, Judgement::NotJudged(NotJudged::NoRuntime), "{v:?}");
+        assert_eq!(v.reason, "no container runtime found");
+        assert_eq!(v.to_string(), format!("{m} not judged: no container runtime found"));
+    }
+    // Not judged is not broken: the exit code follows the unit and path verdicts, as for an
+    // image tree, and the one line says "not judged", never "works".
+    assert_eq!(p.status(), Status::Ok);
+    let line = crate::engine::summary::one_line(&p.verdicts, &p.modes, KubeMode::Bidirectional, &Default::default());
+    assert!(
+        line.ends_with("; Bidirectional not judged (no container runtime found)") && !line.contains("works"),
+        "{line}"
+    );
+    // A unit that is not installed is no runtime either.
+    let mut absent = old_docker();
+    absent.props.load_state = "not-found".into();
+    let p = plan(&with_units(kube_facts(), vec![absent]), &cfg());
+    assert_eq!(
+        mode(&p, KubeMode::Bidirectional).judgement,
+        Judgement::NotJudged(NotJudged::NoRuntime)
+    );
+    // A running kubelet alone is no runtime: still not judged when it is a peer.
+    let mut f = kube_facts();
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(host_ns(70)),
+        found: None,
+    });
+    assert_eq!(
+        mode(&plan(&f, &cfg()), KubeMode::Bidirectional).judgement,
+        Judgement::NotJudged(NotJudged::NoRuntime)
+    );
+    // A broken host mount is still broken with no runtime: that is judged from the host alone.
+    let mut f = kube_facts();
+    f.host.points[0].mount.propagation = private();
+    assert!(mode(&plan(&f, &cfg()), KubeMode::Bidirectional).broken());
+}
+
+#[test]
+fn modes_with_no_runtime_namespace_readable_are_not_judged() {
+    let mut v = own_ns(66, shared(1));
+    v.error = Some("permission denied".into());
+    let p = plan(&with_units(kube_facts(), vec![running(fixed_docker(), v)]), &cfg());
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert_eq!(b.judgement, Judgement::NotJudged(NotJudged::NoRuntimeSeen), "{b:?}");
+    assert_eq!(b.reason, "no container runtime's namespace could be read");
+}
+
+use crate::engine::discover::{self, Discovery};
+
+/// k3s as discovery finds it: containerd (a child of k3s) serving the k3s socket from
+/// k3s.service, and the kubelet inside k3s itself, in the same unit.
+fn k3s_found(root: &str) -> Facts {
+    let mut u = running(old_docker(), own_ns_at_points(812, slave(1)));
+    u.name = "k3s.service".into();
+    u.props.active_state = "active".into();
+    u.found_by = Some(crate::engine::observe::Found::Serves(
+        "/run/k3s/containerd/containerd.sock".into(),
+    ));
+    let mut f = with_units(kube_facts(), vec![u]);
+    let k = discover::Kubelet {
+        pid: 800,
+        comm: "k3s-server".into(),
+        unit: Some("k3s.service".into()),
+        root: root.into(),
+        root_from: "k3s's default".into(),
+        endpoint: Some("/run/k3s/containerd/containerd.sock".into()),
+        resolved: None,
+    };
+    f.kubelet = Some(KubeletFacts {
+        name: "k3s.service".into(),
+        runtime: Some(own_ns_at_points(800, slave(1))),
+        found: Some(k.clone()),
+    });
+    f.discovery = Some(Discovery {
+        sockets: vec![discover::Socket {
+            path: "/run/k3s/containerd/containerd.sock".into(),
+            source: "well-known path of k3s, RKE2".into(),
+            listening: true,
+            server: Some(discover::Server {
+                pid: 812,
+                comm: "containerd".into(),
+                unit: Some("k3s.service".into()),
+                by_descriptor: true,
+                state: Some("/run/k3s/containerd".into()),
+            }),
+        }],
+        kubelet: Some(k),
+        ..Default::default()
+    });
+    f
+}
+
+#[test]
+fn a_discovered_unit_is_judged_like_a_configured_one_and_says_how_it_was_found() {
+    let f = k3s_found("/var/lib/kubelet");
+    let p = plan(&f, &cfg());
+    let v = verdict(&p, "k3s.service");
+    assert_eq!(v.status, Status::Drift, "{v:?}");
+    assert!(v.detail.starts_with("MountFlags=slave"), "{}", v.detail);
+    assert!(
+        v.detail
+            .contains("; found serving /run/k3s/containerd/containerd.sock (not in `units`)"),
+        "{}",
+        v.detail
+    );
+    assert!(
+        v.detail
+            .ends_with("; a restart of k3s.service also restarts the kubelet (it runs in that unit)"),
+        "{}",
+        v.detail
+    );
+    // The same drop-in as for a configured unit.
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::WriteDropIn { unit, .. } if unit == "k3s.service"))
+    );
+    assert!(
+        p.notes
+            .contains(&"runtimes: k3s.service serves /run/k3s/containerd/containerd.sock".to_string()),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes.contains(
+            &"kubelet: k3s-server (pid 800) in k3s.service, root /var/lib/kubelet (k3s's default)".to_string()
+        ),
+        "{:?}",
+        p.notes
+    );
+    // Named in the modes by the unit, with its file:line.
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert!(
+        b.broken()
+            && b.reason
+                .starts_with("k3s.service: its namespace at / only receives from the host (MountFlags=slave at "),
+        "{}",
+        b.reason
+    );
+    assert_eq!(p.status(), Status::Drift);
+}
+
+#[test]
+fn a_kubelet_root_other_than_configured_or_behind_a_symlink_is_said() {
+    let mut f = k3s_found("/var/lib/k0s/kubelet");
+    if let Some(k) = f.kubelet.as_mut().and_then(|k| k.found.as_mut()) {
+        k.resolved = Some("/data/kubelet".into());
+    }
+    f.discovery.as_mut().unwrap().kubelet = f.kubelet.as_ref().unwrap().found.clone();
+    let p = plan(&f, &cfg());
+    assert!(
+        p.notes.contains(&"the running kubelet's root /var/lib/k0s/kubelet is not kubelet_root /var/lib/kubelet: the modes are judged at both".to_string()),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes.contains(
+            &"the kubelet's root /var/lib/k0s/kubelet is reached through a symlink: it is /data/kubelet".to_string()
+        ),
+        "{:?}",
+        p.notes
+    );
+    // The same root as configured: nothing said about it.
+    let p = plan(&k3s_found("/var/lib/kubelet"), &cfg());
+    assert!(
+        !p.notes
+            .iter()
+            .any(|n| n.contains("is not kubelet_root") || n.contains("symlink")),
+        "{:?}",
+        p.notes
+    );
+}
+
+#[test]
+fn a_configured_unit_says_what_it_serves_and_a_socket_nobody_can_place_is_named() {
+    let mut f = with_units(kube_facts(), vec![running(fixed_docker(), host_ns(66))]);
+    f.discovery = Some(Discovery {
+        sockets: vec![
+            discover::Socket {
+                path: "/run/docker.sock".into(),
+                source: "well-known path of Docker".into(),
+                listening: true,
+                server: Some(discover::Server {
+                    pid: 66,
+                    comm: "dockerd".into(),
+                    unit: Some("docker.service".into()),
+                    by_descriptor: true,
+                    state: None,
+                }),
+            },
+            discover::Socket {
+                path: "/run/crio/crio.sock".into(),
+                source: "well-known path of CRI-O (OpenShift)".into(),
+                listening: true,
+                server: None,
+            },
+            discover::Socket {
+                path: "/run/k0s/containerd.sock".into(),
+                source: "well-known path of k0s".into(),
+                listening: false,
+                server: None,
+            },
+        ],
+        unreadable: 3,
+        ..Default::default()
+    });
+    let p = plan(&f, &cfg());
+    // A configured unit's own line is as before; the note says how it was found.
+    assert!(!verdict(&p, "docker.service").detail.contains("found"));
+    assert!(
+        p.notes
+            .contains(&"runtimes: docker.service configured, serves /run/docker.sock".to_string()),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes.iter().any(|n| n
+            .starts_with("/run/crio/crio.sock is listening, but which process serves it is not known: 3 processes'")),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes.contains(
+            &"/run/k0s/containerd.sock exists (well-known path of k0s), but nothing listens on it".to_string()
+        ),
+        "{:?}",
+        p.notes
+    );
+    assert_eq!(p.status(), Status::Ok);
+}
+
+#[test]
+fn the_kubelets_own_unit_found_running_is_judged_as_a_unit_and_never_as_a_runtime() {
+    // kubelet.service found running the kubelet (not in `units`), MountFlags=slave.
+    let mut k = running(old_docker(), own_ns_at_points(70, slave(1)));
+    k.name = "kubelet.service".into();
+    k.props.active_state = "active".into();
+    k.found_by = Some(crate::engine::observe::Found::Kubelet);
+    let mut f = with_units(kube_facts(), vec![k.clone()]);
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(own_ns_at_points(70, slave(1))),
+        found: None,
+    });
+    let p = plan(&f, &cfg());
+    let v = verdict(&p, "kubelet.service");
+    assert_eq!(v.status, Status::Drift);
+    assert!(
+        v.detail.ends_with("; found running the kubelet (not in `units`)"),
+        "{}",
+        v.detail
+    );
+    assert!(!v.detail.contains("also restarts the kubelet"), "{}", v.detail);
+    // In the modes it is the kubelet, named with its file:line.
+    let h = mode(&p, KubeMode::HostToContainer);
+    assert_eq!(
+        h.reason,
+        "kubelet.service: its namespace at / only receives from the host, so the volumes the kubelet mounts there reach no container (MountFlags=slave at /lib/systemd/system/docker.service:5)"
+    );
+    // Healthy, with no runtime: still not judged, the kubelet is no runtime.
+    let mut healthy = running(fixed_docker(), host_ns(70));
+    healthy.name = "kubelet.service".into();
+    healthy.found_by = Some(crate::engine::observe::Found::Kubelet);
+    f.units = vec![healthy];
+    f.kubelet.as_mut().unwrap().runtime = Some(host_ns(70));
+    let p = plan(&f, &cfg());
+    assert_eq!(
+        mode(&p, KubeMode::Bidirectional).judgement,
+        Judgement::NotJudged(NotJudged::NoRuntime)
+    );
+}
+
+#[test]
+fn a_runtime_and_the_kubelet_in_one_namespace_of_their_own_are_named_for_that() {
+    // OpenShift's layout: container-mount-namespace.service makes a namespace (a slave of the
+    // host's, shared inside: shared:50 master:1) that crio.service and kubelet.service enter.
+    let inside = Propagation {
+        shared: Some(50),
+        master: Some(1),
+        ..Default::default()
+    };
+    let mut view = own_ns_at_points(66, inside);
+    view.first_mount = Some(900);
+    let mut crio = running(fixed_docker(), view.clone());
+    crio.name = "crio.service".into();
+    let mut f = with_units(kube_facts(), vec![crio]);
+    let mut kview = view.clone();
+    kview.pid = 70;
+    f.kubelet = Some(KubeletFacts {
+        name: "kubelet.service".into(),
+        runtime: Some(kview),
+        found: None,
+    });
+    let p = plan(&f, &cfg());
+    // The kubelet's volumes reach the pods inside, and the host's mounts arrive: it works.
+    assert!(
+        mode(&p, KubeMode::HostToContainer).works(),
+        "{:?}",
+        mode(&p, KubeMode::HostToContainer)
+    );
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert!(b.broken());
+    assert_eq!(
+        b.reason,
+        "crio.service and kubelet.service share a mount namespace of their own, not the host's (a layout such as OpenShift's container-mount-namespace.service): at / Bidirectional mounts reach the pods and the kubelet, not the host OS"
+    );
+    assert!(
+        verdict(&p, "crio.service")
+            .detail
+            .ends_with("; it shares this mount namespace with the kubelet (a layout such as OpenShift's container-mount-namespace.service, whose units enter it): a restart enters it again"),
+        "{}",
+        verdict(&p, "crio.service").detail
+    );
+    // Two namespaces of their own that are not the same one: the plain reasons.
+    f.kubelet.as_mut().unwrap().runtime.as_mut().unwrap().first_mount = Some(901);
+    let p = plan(&f, &cfg());
+    assert!(
+        mode(&p, KubeMode::Bidirectional)
+            .reason
+            .starts_with("crio.service: its namespace at / only receives from the host"),
+        "{}",
+        mode(&p, KubeMode::Bidirectional).reason
+    );
+    assert!(!mode(&p, KubeMode::HostToContainer).works());
+}
+
+#[test]
+fn a_runtime_sharing_the_kubelets_unit_has_that_units_namespace_not_openshifts_layout() {
+    // k3s with MountFlags=slave: containerd and the kubelet in k3s.service's own namespace.
+    let mut f = k3s_found("/var/lib/kubelet");
+    f.units[0].runtime.as_mut().unwrap().first_mount = Some(900);
+    f.kubelet.as_mut().unwrap().runtime.as_mut().unwrap().first_mount = Some(900);
+    let p = plan(&f, &cfg());
+    let b = mode(&p, KubeMode::Bidirectional);
+    assert!(
+        b.reason
+            .starts_with("k3s.service: its namespace at / only receives from the host"),
+        "{}",
+        b.reason
+    );
+    let v = verdict(&p, "k3s.service");
+    assert!(!v.detail.contains("shares this mount namespace"), "{}", v.detail);
+    assert!(v.detail.contains("also restarts the kubelet"), "{}", v.detail);
 }

@@ -315,6 +315,22 @@ fn every_relative_link_and_anchor_in_the_docs_resolves() {
     assert!(bad.is_empty(), "broken links:\n{}", bad.join("\n"));
 }
 
+/// The README stays a front door (issue 23: about 16 KB at most), the two commands near its top:
+/// what grows goes into a guide under docs/.
+#[test]
+fn the_readme_stays_short_with_the_two_commands_near_the_top() {
+    let text = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    assert!(
+        text.len() <= 16 * 1024,
+        "README.md is {} bytes: move the detail into docs/",
+        text.len()
+    );
+    let top: String = text.lines().take(40).collect::<Vec<_>>().join("\n");
+    for command in ["cargo run --release -- apply", "./scripts/test.sh"] {
+        assert!(top.contains(command), "{command:?} not in the README's first 40 lines");
+    }
+}
+
 #[test]
 fn every_config_key_is_documented_in_the_readme_or_a_guide() {
     let keys = configdoc::read().key_names();

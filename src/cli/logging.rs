@@ -4,6 +4,7 @@
 use std::os::unix::fs::MetadataExt;
 
 use tracing::level_filters::LevelFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -48,16 +49,13 @@ pub fn init(level: LevelFilter, to_stdout: bool) {
         let _ = registry.with(journal).try_init();
         return;
     }
-    if to_stdout {
-        let fmt = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stdout)
-            .with_target(false)
-            .without_time();
-        let _ = registry.with(fmt).try_init();
-        return;
-    }
+    let writer = if to_stdout {
+        BoxMakeWriter::new(std::io::stdout)
+    } else {
+        BoxMakeWriter::new(std::io::stderr)
+    };
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false)
         .without_time();
     let _ = registry.with(fmt).try_init();

@@ -275,7 +275,9 @@ impl State {
     pub fn lock_single() -> Result<nix::fcntl::Flock<std::fs::File>, String> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = Path::new(STATE_DIR).join("daemon.lock");
-        std::fs::create_dir_all(STATE_DIR).map_err(|e| format!("cannot create {STATE_DIR}: {e}"))?;
+        // Created as the state file's directory is (0755 whatever the umask), not by whoever
+        // comes first: `mountprop status` must read the state without root.
+        Dir::open(Path::new(STATE_DIR), Some(0o755)).map_err(|e| e.to_string())?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -340,6 +340,10 @@ def daemonset(spec):
     name, namespace = ds["metadata"]["name"], ds["metadata"]["namespace"]
     uid = name + "-test"
     log_dir = "/var/log/pods/%s_%s_%s" % (namespace, name, uid)
+    # The pod's and its container's, the same as the kubelet derives them from the pod spec.
+    namespaces = pb.NamespaceOption(network=node if pod.get("hostNetwork") else pb.POD,
+                                    pid=node if pod.get("hostPID") else pb.POD)
+    privileged = bool(c.get("securityContext", {}).get("privileged"))
     sandbox = pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=name, uid=uid, namespace=namespace),
         labels={spec["label"]: "1"},
@@ -347,11 +351,8 @@ def daemonset(spec):
         linux=pb.LinuxPodSandboxConfig(
             cgroup_parent=spec["cgroup_parent"],
             security_context=pb.LinuxSandboxSecurityContext(
-                namespace_options=pb.NamespaceOption(
-                    network=node if pod.get("hostNetwork") else pb.POD,
-                    pid=node if pod.get("hostPID") else pb.POD,
-                ),
-                privileged=bool(c.get("securityContext", {}).get("privileged")),
+                namespace_options=namespaces,
+                privileged=privileged,
             ),
         ),
     )
@@ -366,12 +367,7 @@ def daemonset(spec):
             log_path=c["name"] + "/0.log",
             linux=pb.LinuxContainerConfig(
                 security_context=pb.LinuxContainerSecurityContext(
-                    privileged=bool(c.get("securityContext", {}).get("privileged")),
-                    namespace_options=pb.NamespaceOption(
-                        network=node if pod.get("hostNetwork") else pb.POD,
-                        pid=node if pod.get("hostPID") else pb.POD,
-                    ),
-                ),
+                    privileged=privileged, namespace_options=namespaces),
             ),
         )
         ctr_id = cri.call(
